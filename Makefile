@@ -1,0 +1,44 @@
+# ATİS Scheduler. `make` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+GO      ?= go
+BIN     := bin
+PKG     := github.com/atis-edu/atis-scheduler
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X $(PKG)/internal/cli.Version=$(VERSION)
+# Tests use TEST_DATABASE_URL when it is set; otherwise one throwaway cluster
+# that atis-devdb starts for the whole run and stops after it.
+WITH_TEST_DB = $(if $(TEST_DATABASE_URL),,$(BIN)/atis-devdb -env TEST_DATABASE_URL -database postgres --)
+
+.PHONY: help build run test test/race lint bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## Build atis-scheduler (and the atis-devdb helper) into bin/
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+run: build ## Run the daemon: on DATABASE_URL if set, else on a private PostgreSQL under .local/
+	@if [ -n "$$DATABASE_URL" ]; then \
+		$(BIN)/atis-scheduler migrate && exec $(BIN)/atis-scheduler run; \
+	else \
+		exec $(BIN)/atis-devdb -dir .local/postgres -- \
+			sh -c '$(BIN)/atis-scheduler migrate && exec $(BIN)/atis-scheduler run'; \
+	fi
+
+test: build ## Run the whole test suite on a throwaway PostgreSQL
+	$(WITH_TEST_DB) $(GO) test -count=1 -timeout 10m ./...
+
+test/race: build ## Run the whole test suite with the race detector
+	$(WITH_TEST_DB) $(GO) test -count=1 -race -timeout 15m ./...
+
+lint: ## go vet and gofmt
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+bench: build ## Run the benchmarks; each prints its figures and the ratio to its baseline
+	$(WITH_TEST_DB) $(GO) test -count=1 -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+clean: ## Remove bin/ (the .local/ database stays; delete it by hand)
+	rm -rf $(BIN)

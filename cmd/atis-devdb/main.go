@@ -1,0 +1,96 @@
+// Command atis-devdb runs a command with a private PostgreSQL cluster, for
+// development only: `make run` keeps one under .local/ and `make test` uses a
+// throwaway one shared by every test package.
+//
+//	atis-devdb [-dir DIR] [-env NAME] -- COMMAND [ARG…]
+//
+// It starts the cluster (creating it on first use), runs COMMAND with NAME set
+// to the cluster's URL, stops the cluster when COMMAND exits, and exits with
+// COMMAND's status. SIGINT and SIGTERM reach COMMAND; the cluster stops after.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/atis-edu/atis-scheduler/internal/localpg"
+)
+
+func main() {
+	code, err := run()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "atis-devdb:", err)
+	}
+	os.Exit(code)
+}
+
+func run() (int, error) {
+	dir := flag.String("dir", "", "keep the cluster in `DIR` (created on first use, fsync on); default: a throwaway one")
+	envName := flag.String("env", "DATABASE_URL", "`NAME` of the variable that receives the cluster's URL")
+	database := flag.String("database", "atis", "database to create (if absent) and point the URL at")
+	flag.Parse()
+	if flag.NArg() == 0 {
+		flag.Usage()
+		return 2, errors.New("no command given")
+	}
+	// Catch signals from now on: a Ctrl-C reaches the command through the
+	// terminal's process group; we only wait for it and then stop the cluster.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	cluster, err := localpg.Start(ctx, localpg.Options{Dir: *dir, Durable: *dir != ""})
+	cancel()
+	if err != nil {
+		return 1, err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := cluster.Stop(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "atis-devdb: stop cluster:", err)
+		}
+	}()
+	if err := createDatabase(cluster, *database); err != nil {
+		return 1, err
+	}
+
+	cmd := exec.Command(flag.Arg(0), flag.Args()[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), *envName+"="+cluster.DatabaseURL(*database))
+	if err := cmd.Start(); err != nil {
+		return 1, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGTERM { // not from the terminal: pass it on
+				_ = cmd.Process.Signal(sig)
+			}
+		case err := <-done:
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				return exit.ExitCode(), nil
+			}
+			if err != nil {
+				return 1, err
+			}
+			return 0, nil
+		}
+	}
+}
+
+func createDatabase(cluster *localpg.Cluster, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return localpg.CreateDatabase(ctx, cluster.URL(), name)
+}

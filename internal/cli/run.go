@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/atis-edu/atis-scheduler/internal/config"
+	"github.com/atis-edu/atis-scheduler/internal/daemon"
+	"github.com/atis-edu/atis-scheduler/workers"
+)
+
+// runCommand starts the daemon.
+type runCommand struct{ app *app }
+
+func newRunCommand(a *app) *runCommand { return &runCommand{app: a} }
+
+func (c *runCommand) command() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the daemon: schedule, queue and work jobs until SIGINT or SIGTERM",
+		Long: `Run connects to DATABASE_URL, checks that the schema is current (run
+'atis-scheduler migrate' first), starts the job runner and the HTTP listener
+(/healthz, /readyz) and logs "ready". On SIGINT or SIGTERM it stops taking work,
+lets running jobs finish for up to ATIS_SOFT_STOP_TIMEOUT, cancels the rest
+(they are retried later) and exits 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return c.Run(cmd.Context()) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.app.flags.httpAddr, "http-addr", "", "health/metrics listen address (overrides ATIS_HTTP_ADDR; default "+config.DefaultHTTPAddr+")")
+	f.IntVar(&c.app.flags.workers, "workers", 0, "most jobs run at once (overrides ATIS_WORKERS)")
+	return cmd
+}
+
+// Run runs the daemon until ctx is cancelled.
+func (c *runCommand) Run(ctx context.Context) error {
+	pool, err := c.app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	registry, err := workers.NewRegistry(workers.NoopClass{})
+	if err != nil {
+		return err
+	}
+	return daemon.New(c.app.cfg, pool, registry, c.app.logger).Run(ctx)
+}

@@ -1,0 +1,97 @@
+// Package database opens the daemon's connection pool to PostgreSQL.
+package database
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DefaultConnectTimeout bounds the first connection attempt.
+const DefaultConnectTimeout = 10 * time.Second
+
+// ErrUnreachable is wrapped by Connect's error when no connection could be made.
+var ErrUnreachable = errors.New("database: cannot connect")
+
+// Options tunes the pool. The zero value is fine for most uses.
+type Options struct {
+	// ApplicationName is shown in pg_stat_activity. Defaults to "atis-scheduler".
+	ApplicationName string
+
+	// ConnectTimeout bounds the first connection. Defaults to 10 seconds.
+	ConnectTimeout time.Duration
+
+	// MaxConns is the pool size. Defaults to pgxpool's (the larger of 4 and
+	// the number of CPUs).
+	MaxConns int32
+}
+
+// Connect opens a pool on databaseURL and checks that the server answers.
+//
+// Every session runs with TimeZone=UTC: the seed schema stores TIMESTAMP
+// WITHOUT TIME ZONE, and this daemon reads and writes those as UTC wall time.
+// Errors name the host, port and database but never the password.
+func Connect(ctx context.Context, databaseURL string, opts Options) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		// pgx's parse errors may quote the string; ours never does.
+		return nil, errors.New("database: DATABASE_URL is not a valid PostgreSQL connection string (expected postgres://user:password@host:5432/dbname)")
+	}
+	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	cfg.ConnConfig.RuntimeParams["application_name"] = cmp.Or(opts.ApplicationName, "atis-scheduler")
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = cmp.Or(opts.ConnectTimeout, DefaultConnectTimeout)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	target := Target(cfg.ConnConfig.Config)
+
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w to %s: %s", ErrUnreachable, target, reason(err))
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, cfg.ConnConfig.ConnectTimeout)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%w to %s: %s", ErrUnreachable, target, reason(err))
+	}
+	return pool, nil
+}
+
+// Target describes where a connection goes, without credentials:
+// "host:port/dbname".
+func Target(cfg pgconn.Config) string {
+	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))) + "/" + cfg.Database
+}
+
+// reason is the innermost cause of a connection error: "connection refused",
+// "password authentication failed for user …", a timeout.
+func reason(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Message
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return "timed out"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out"
+	}
+	for {
+		inner := errors.Unwrap(err)
+		if inner == nil {
+			return err.Error()
+		}
+		err = inner
+	}
+}

@@ -1,0 +1,100 @@
+// Package workers holds the job classes the daemon runs and the registry that
+// maps a scheduled_jobs.job_class to one of them.
+//
+// Each class is one River job kind. Every run carries the same Args (the
+// schedule it came from, its parameters, its fire time); a class decodes its
+// own parameters from Args.Parameters.
+package workers
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// Args are the arguments River stores for every run, whatever its class.
+type Args struct {
+	// ExecutedBy is the user who asked for a manual run; nil for scheduled runs.
+	ExecutedBy *int64 `json:"executed_by,omitempty"`
+
+	// Parameters are the row's parameters, for the class to decode.
+	Parameters json.RawMessage `json:"parameters,omitempty"`
+
+	// ScheduledFor is the fire time this run is for.
+	ScheduledFor time.Time `json:"scheduled_for"`
+
+	// ScheduledJobID is the scheduled_jobs row; 0 for runs not from a schedule.
+	ScheduledJobID int64 `json:"scheduled_job_id,omitempty"`
+}
+
+// InsertArgs returns River job args of class kind carrying a, for inserting.
+// The worker side decodes the same JSON into the class's own args type.
+func InsertArgs(kind string, a Args) river.JobArgs { return insertArgs{Args: a, kind: kind} }
+
+type insertArgs struct {
+	Args
+	kind string
+}
+
+func (a insertArgs) Kind() string { return a.kind }
+
+// Class is one job class the daemon can run.
+type Class interface {
+	// AddWorker registers the class's River worker.
+	AddWorker(workers *river.Workers) error
+
+	// Name is the class name, as written in scheduled_jobs.job_class and used
+	// as River's job kind.
+	Name() string
+
+	// ValidateParameters checks a schedule's parameters before anything is
+	// enqueued; its error is shown to admins as is.
+	ValidateParameters(params json.RawMessage) error
+}
+
+// Registry is the set of job classes of one daemon.
+type Registry struct {
+	classes map[string]Class
+}
+
+// NewRegistry returns a registry holding classes.
+func NewRegistry(classes ...Class) (*Registry, error) {
+	r := &Registry{classes: make(map[string]Class, len(classes))}
+	for _, c := range classes {
+		if _, dup := r.classes[c.Name()]; dup {
+			return nil, fmt.Errorf("workers: job class %q registered twice", c.Name())
+		}
+		r.classes[c.Name()] = c
+	}
+	return r, nil
+}
+
+// Lookup returns the class named name.
+func (r *Registry) Lookup(name string) (Class, bool) {
+	c, ok := r.classes[name]
+	return c, ok
+}
+
+// Names lists the registered class names, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.classes))
+	for n := range r.classes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// RiverWorkers returns a River worker bundle with every class's worker.
+func (r *Registry) RiverWorkers() (*river.Workers, error) {
+	w := river.NewWorkers()
+	for _, name := range r.Names() {
+		if err := r.classes[name].AddWorker(w); err != nil {
+			return nil, fmt.Errorf("workers: add %s: %w", name, err)
+		}
+	}
+	return w, nil
+}

@@ -85,7 +85,7 @@ func (m *Migrator) Problems(ctx context.Context) (Problems, error) {
 		return p, err
 	}
 	rows, err := m.pool.Query(ctx, `SELECT table_schema, table_name, column_name FROM information_schema.columns
-		WHERE table_schema = ANY($1)`, schemasOf(required))
+		WHERE table_schema = ANY($1)`, schemasOf(append(required, Column{Schema: "public"})))
 	if err != nil {
 		return p, fmt.Errorf("check schema: read catalogue: %w", err)
 	}
@@ -115,6 +115,12 @@ func (m *Migrator) Problems(ctx context.Context) (Problems, error) {
 		}
 	}
 
+	for _, tbl := range riverTables {
+		if !haveTable["public."+tbl] {
+			p.MissingTables = append(p.MissingTables, tbl)
+		}
+	}
+
 	if p.Pending, err = m.Pending(ctx); err != nil {
 		return p, err
 	}
@@ -131,6 +137,10 @@ func (m *Migrator) Problems(ctx context.Context) (Problems, error) {
 	}
 	return p, nil
 }
+
+// riverTables are River's tables that the job runner cannot work without;
+// River's own validation only compares migration versions.
+var riverTables = []string{"river_job", "river_leader", "river_migration", "river_queue"}
 
 var (
 	createTableRe = regexp.MustCompile(`(?i)^CREATE TABLE IF NOT EXISTS ([a-z_][a-z0-9_.]*) \(`)

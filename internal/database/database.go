@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -73,25 +75,24 @@ func Target(cfg pgconn.Config) string {
 	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))) + "/" + cfg.Database
 }
 
-// reason is the innermost cause of a connection error: "connection refused",
-// "password authentication failed for user …", a timeout.
+// reason is the root cause of a connection error, short and on one line:
+// "connection refused", "no such host", "timed out", or the server's message
+// ("password authentication failed for user …").
 func reason(err error) string {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Message
-	}
+	var errno syscall.Errno
+	var dnsErr *net.DNSError
 	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
+	switch {
+	case errors.As(err, &pgErr):
+		return pgErr.Message
+	case errors.As(err, &errno):
+		return errno.Error()
+	case errors.As(err, &dnsErr):
+		return dnsErr.Name + ": " + dnsErr.Err
+	case errors.As(err, &netErr) && netErr.Timeout(), errors.Is(err, context.DeadlineExceeded):
 		return "timed out"
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "timed out"
-	}
-	for {
-		inner := errors.Unwrap(err)
-		if inner == nil {
-			return err.Error()
-		}
-		err = inner
+	default:
+		return strings.Join(strings.Fields(err.Error()), " ")
 	}
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/goleak"
 
 	"github.com/atis-edu/atis-scheduler/internal/database"
 	"github.com/atis-edu/atis-scheduler/internal/localpg"
@@ -52,10 +53,18 @@ var (
 	counter atomic.Int64
 )
 
-// Main runs the package's tests and then stops the cluster dbtest started,
-// if any. Call it from TestMain: func TestMain(m *testing.M) { dbtest.Main(m) }.
+// Main runs the package's tests, fails the run if they leaked goroutines, and
+// stops the cluster dbtest started, if any. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { dbtest.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "dbtest: goroutines leaked by the tests:", err)
+			code = 1
+		}
+	}
 	if cluster != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if err := cluster.Stop(ctx); err != nil {

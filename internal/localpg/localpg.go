@@ -88,7 +88,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 }
 
 func (c *Cluster) start(ctx context.Context, opts Options) error {
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+	// Parents stay reachable (the server may run as another user); the
+	// cluster's own directory is private to it.
+	if err := os.MkdirAll(filepath.Dir(c.dir), 0o755); err != nil {
+		return fmt.Errorf("localpg: create %s: %w", filepath.Dir(c.dir), err)
+	}
+	if err := os.Mkdir(c.dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("localpg: create %s: %w", c.dir, err)
 	}
 	if err := c.chown(c.dir); err != nil {
@@ -194,6 +199,9 @@ func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
 	// Ctrl-C before the daemon using it has shut down cleanly.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.cred}
 	out, err := cmd.CombinedOutput()
+	if errors.Is(err, os.ErrPermission) && c.cred != nil {
+		return fmt.Errorf("localpg: %s: %w: the postgres user cannot reach %s (every parent directory needs o+x)", name, err, c.dir)
+	}
 	if err != nil {
 		return fmt.Errorf("localpg: %s: %w: %s", name, err, strings.TrimSpace(string(out)))
 	}

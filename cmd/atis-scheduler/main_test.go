@@ -1,0 +1,210 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/atis-edu/atis-scheduler/internal/cli"
+	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "atis-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "atis-scheduler")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		panic(fmt.Sprintf("build: %v\n%s", err, out))
+	}
+	defer os.RemoveAll(dir)
+	dbtest.Main(m)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// run runs the binary to completion with exactly env (plus PATH).
+func run(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
+}
+
+func TestRunRefusesToStart(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name     string
+		env      func(t *testing.T) []string
+		wantCode int
+		wantLine string
+	}{
+		{
+			name:     "NoDatabaseURL",
+			env:      func(*testing.T) []string { return nil },
+			wantCode: cli.ExitUsage,
+			wantLine: "atis-scheduler: DATABASE_URL is not set",
+		},
+		{
+			name: "UnreachableDatabase",
+			env: func(*testing.T) []string {
+				return []string{"DATABASE_URL=postgres://atis:hunter2@127.0.0.1:1/atis?connect_timeout=3"}
+			},
+			wantCode: cli.ExitUnreachable,
+			wantLine: "atis-scheduler: database: cannot connect to 127.0.0.1:1/atis: connection refused: check that PostgreSQL is running and DATABASE_URL is right",
+		},
+		{
+			name:     "UnmigratedDatabase",
+			env:      func(t *testing.T) []string { return []string{"DATABASE_URL=" + dbtest.NewEmptyURL(t)} },
+			wantCode: cli.ExitNotMigrated,
+			wantLine: "atis-scheduler: migrations: database schema is not ready: missing tables: users, institutions",
+		},
+		{
+			name:     "BadSetting",
+			env:      func(*testing.T) []string { return []string{"DATABASE_URL=postgres://x@y/z", "ATIS_WORKERS=lots"} },
+			wantCode: cli.ExitUsage,
+			wantLine: `atis-scheduler: ATIS_WORKERS="lots" is not a valid whole number`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			res := run(t, append(tt.env(t), "ATIS_HTTP_ADDR=127.0.0.1:0"), "run")
+			require.Equal(t, tt.wantCode, res.code, res.stderr)
+			lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
+			require.Len(t, lines, 1, "one clear line, got:\n%s", res.stderr)
+			require.True(t, strings.HasPrefix(lines[0], tt.wantLine), "got %q", lines[0])
+			require.NotContains(t, res.stderr, "hunter2")
+		})
+	}
+}
+
+func TestRunServesAndStopsCleanly(t *testing.T) {
+	t.Parallel()
+
+	cmd := exec.Command(binary, "run", "--log-format", "json")
+	cmd.Env = []string{"DATABASE_URL=" + dbtest.NewURL(t), "ATIS_HTTP_ADDR=127.0.0.1:0", "ATIS_SOFT_STOP_TIMEOUT=5s"}
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	lines := make(chan map[string]any, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil {
+				lines <- rec
+			}
+		}
+	}()
+	ready := waitFor(t, lines, "ready")
+	addr, _ := ready["http_addr"].(string)
+	require.NotEmpty(t, addr)
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + addr + path)
+		require.NoError(t, err)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", path, body)
+	}
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	waitFor(t, lines, "stopped")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "exit status after SIGINT")
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not exit after SIGINT")
+	}
+}
+
+func waitFor(t *testing.T, lines <-chan map[string]any, msg string) map[string]any {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case rec, ok := <-lines:
+			require.True(t, ok, "daemon exited before logging %q", msg)
+			if rec["msg"] == msg {
+				return rec
+			}
+		case <-deadline:
+			t.Fatalf("no %q log line within 30s", msg)
+		}
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+
+	t.Run("TwoProcessesAtOnceThenAgain", func(t *testing.T) {
+		t.Parallel()
+
+		env := []string{"DATABASE_URL=" + dbtest.NewEmptyURL(t)}
+		results := make(chan result, 2)
+		for range 2 {
+			go func() { results <- run(t, env, "migrate") }()
+		}
+		applied := 0
+		for range 2 {
+			res := <-results
+			require.Equal(t, 0, res.code, res.stderr)
+			applied += strings.Count(res.stdout, "applied atis/00002_seed_db6_system_infrastructure.sql")
+		}
+		require.Equal(t, 1, applied, "the seed migration is applied by exactly one process")
+
+		again := run(t, env, "migrate")
+		require.Equal(t, 0, again.code, again.stderr)
+		require.Equal(t, "schema is up to date\n", again.stdout)
+
+		status := run(t, env, "migrate", "status")
+		require.Equal(t, 0, status.code, status.stderr)
+		require.Contains(t, status.stdout, "00003_seed_platform_tables.sql")
+		require.NotRegexp(t, `\spending\n`, status.stdout)
+	})
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+
+	res := run(t, nil, "version")
+	require.Equal(t, 0, res.code)
+	require.Regexp(t, `^atis-scheduler \S+\n$`, res.stdout)
+}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -41,6 +42,12 @@ type insertArgs struct {
 
 func (a insertArgs) Kind() string { return a.kind }
 
+// Redactor is implemented by classes whose parameters hold secrets: Redact
+// returns the parameters as they may be shown in job_logs and logs.
+type Redactor interface {
+	Redact(params json.RawMessage) json.RawMessage
+}
+
 // Class is one job class the daemon can run.
 type Class interface {
 	// AddWorker registers the class's River worker.
@@ -55,14 +62,16 @@ type Class interface {
 	ValidateParameters(params json.RawMessage) error
 }
 
-// Registry is the set of job classes of one daemon.
+// Registry is the set of job classes of one daemon, with aliases (such as
+// the Laravel app's App\Jobs\… class names) for some of them.
 type Registry struct {
+	aliases map[string]string
 	classes map[string]Class
 }
 
 // NewRegistry returns a registry holding classes.
 func NewRegistry(classes ...Class) (*Registry, error) {
-	r := &Registry{classes: make(map[string]Class, len(classes))}
+	r := &Registry{aliases: map[string]string{}, classes: make(map[string]Class, len(classes))}
 	for _, c := range classes {
 		if _, dup := r.classes[c.Name()]; dup {
 			return nil, fmt.Errorf("workers: job class %q registered twice", c.Name())
@@ -72,10 +81,53 @@ func NewRegistry(classes ...Class) (*Registry, error) {
 	return r, nil
 }
 
-// Lookup returns the class named name.
+// AddAliases makes each key of aliases another name of the class it maps to.
+func (r *Registry) AddAliases(aliases map[string]string) error {
+	for alias, name := range aliases {
+		if _, ok := r.classes[name]; !ok {
+			return fmt.Errorf("job class alias %q names unknown class %q (known: %s)", alias, name, strings.Join(r.Names(), ", "))
+		}
+		if _, ok := r.classes[alias]; ok {
+			return fmt.Errorf("job class alias %q is already a class name", alias)
+		}
+		r.aliases[alias] = name
+	}
+	return nil
+}
+
+// Lookup returns the class named name, or aliased by it.
 func (r *Registry) Lookup(name string) (Class, bool) {
+	if canonical, ok := r.aliases[name]; ok {
+		name = canonical
+	}
 	c, ok := r.classes[name]
 	return c, ok
+}
+
+// NamesFor lists name and every alias of the same class: the job_class
+// values that mean that class.
+func (r *Registry) NamesFor(name string) []string {
+	if canonical, ok := r.aliases[name]; ok {
+		name = canonical
+	}
+	out := []string{name}
+	for alias, canonical := range r.aliases {
+		if canonical == name {
+			out = append(out, alias)
+		}
+	}
+	slices.Sort(out[1:])
+	return out
+}
+
+// Redact returns a class's parameters as they may be shown.
+func (r *Registry) Redact(name string, params json.RawMessage) json.RawMessage {
+	if c, ok := r.Lookup(name); ok {
+		if red, ok := c.(Redactor); ok {
+			return red.Redact(params)
+		}
+	}
+	return params
 }
 
 // Names lists the registered class names, sorted.

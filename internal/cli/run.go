@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spf13/cobra"
 
@@ -9,6 +12,23 @@ import (
 	"github.com/atis-edu/atis-scheduler/internal/daemon"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
+
+// newRegistry holds every job class this binary runs, with the configured
+// aliases.
+func newRegistry(cfg config.Config, pool *pgxpool.Pool) (*workers.Registry, error) {
+	registry, err := workers.NewRegistry(
+		workers.HTTPRequestClass{},
+		workers.NoopClass{},
+		workers.SQLClass{Enabled: cfg.EnableSQLJobs, Pool: pool},
+	)
+	if err != nil {
+		return nil, err
+	}
+	if err := registry.AddAliases(cfg.JobClassAliases); err != nil {
+		return nil, usageError{fmt.Errorf("ATIS_JOB_CLASS_ALIASES: %w", err)}
+	}
+	return registry, nil
+}
 
 // runCommand starts the daemon.
 type runCommand struct{ app *app }
@@ -40,9 +60,9 @@ func (c *runCommand) Run(ctx context.Context) error {
 		return err
 	}
 	defer pool.Close()
-	registry, err := workers.NewRegistry(workers.NoopClass{})
+	registry, err := newRegistry(c.app.cfg, pool)
 	if err != nil {
 		return err
 	}
-	return daemon.New(c.app.cfg, pool, registry, c.app.logger).Run(ctx)
+	return daemon.New(c.app.cfg, pool, registry, BuildVersion(), c.app.logger).Run(ctx)
 }

@@ -17,10 +17,14 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultHTTPAddr        = "127.0.0.1:9464"
-	DefaultLogLevel        = slog.LevelInfo
-	DefaultSoftStopTimeout = 30 * time.Second
-	DefaultWorkers         = 10
+	DefaultFailureAlertThreshold = 3
+	DefaultHTTPAddr              = "127.0.0.1:9464"
+	DefaultJobTimeout            = 30 * time.Minute
+	DefaultLogLevel              = slog.LevelInfo
+	DefaultMisfireGrace          = time.Minute
+	DefaultPollInterval          = 10 * time.Second
+	DefaultSoftStopTimeout       = 30 * time.Second
+	DefaultWorkers               = 10
 )
 
 // Log formats accepted by ATIS_LOG_FORMAT.
@@ -41,9 +45,26 @@ type Config struct {
 	// (Docker secrets, systemd credentials); used when DATABASE_URL is empty.
 	DatabaseURLFile string `env:"DATABASE_URL_FILE,file"`
 
+	// EnableSQLJobs allows the `sql` job class, which lets anyone who can
+	// write scheduled_jobs run SQL as the daemon's role. Defaults to false.
+	EnableSQLJobs bool `env:"ATIS_ENABLE_SQL_JOBS"`
+
+	// FailureAlertThreshold is how many runs of one schedule must fail in a
+	// row before admins get a notification. Defaults to 3.
+	FailureAlertThreshold int `env:"ATIS_FAILURE_ALERT_THRESHOLD"`
+
 	// HTTPAddr is the listen address of the health and metrics endpoints.
 	// Defaults to 127.0.0.1:9464.
 	HTTPAddr string `env:"ATIS_HTTP_ADDR"`
+
+	// JobClassAliases maps other names of job classes (such as the Laravel
+	// app's App\Jobs\… class names) to ours: "App\Jobs\Ping=http_request,…".
+	// Defaults to none.
+	JobClassAliases map[string]string `env:"ATIS_JOB_CLASS_ALIASES" envKeyValSeparator:"="`
+
+	// JobTimeout bounds a run of a class that sets no timeout of its own.
+	// Defaults to 30 minutes.
+	JobTimeout time.Duration `env:"ATIS_JOB_TIMEOUT"`
 
 	// LogFormat is "text" (human-readable, coloured) or "json". Defaults to
 	// text when stderr is a terminal, json otherwise.
@@ -51,6 +72,14 @@ type Config struct {
 
 	// LogLevel is debug, info, warn or error. Defaults to info.
 	LogLevel *slog.Level `env:"ATIS_LOG_LEVEL"`
+
+	// MisfireGrace is how late a tick may fire and still count as on time
+	// under misfire_policy 'skip'. Defaults to 1 minute.
+	MisfireGrace time.Duration `env:"ATIS_MISFIRE_GRACE"`
+
+	// PollInterval is how often schedules are re-read when no change
+	// notification arrives (a safety net). Defaults to 10 seconds.
+	PollInterval time.Duration `env:"ATIS_POLL_INTERVAL"`
 
 	// SoftStopTimeout is how long a shutdown waits for running jobs before
 	// cancelling them (River then retries them). Defaults to 30 seconds.
@@ -81,7 +110,11 @@ func Load(environ []string) (Config, error) {
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
 	c.DatabaseURL = cmp.Or(c.DatabaseURL, strings.TrimSpace(c.DatabaseURLFile))
+	c.FailureAlertThreshold = cmp.Or(c.FailureAlertThreshold, DefaultFailureAlertThreshold)
 	c.HTTPAddr = cmp.Or(c.HTTPAddr, DefaultHTTPAddr)
+	c.JobTimeout = cmp.Or(c.JobTimeout, DefaultJobTimeout)
+	c.MisfireGrace = cmp.Or(c.MisfireGrace, DefaultMisfireGrace)
+	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
 	if c.LogLevel == nil {
 		level := DefaultLogLevel
 		c.LogLevel = &level
@@ -103,6 +136,14 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 || c.Workers > 10000 {
 		return fmt.Errorf("ATIS_WORKERS=%d is out of range: it must be between 1 and 10000", c.Workers)
+	}
+	if c.FailureAlertThreshold < 1 {
+		return fmt.Errorf("ATIS_FAILURE_ALERT_THRESHOLD=%d must be at least 1", c.FailureAlertThreshold)
+	}
+	for name, d := range map[string]time.Duration{"ATIS_JOB_TIMEOUT": c.JobTimeout, "ATIS_MISFIRE_GRACE": c.MisfireGrace, "ATIS_POLL_INTERVAL": c.PollInterval} {
+		if d <= 0 {
+			return fmt.Errorf("%s=%s must be positive", name, d)
+		}
 	}
 	if c.SoftStopTimeout < 0 {
 		return fmt.Errorf("ATIS_SOFT_STOP_TIMEOUT=%s must not be negative", c.SoftStopTimeout)
@@ -167,6 +208,8 @@ func describe(t reflect.Type) string {
 		return "whole number"
 	case t.Kind() == reflect.Bool:
 		return "boolean (true or false)"
+	case t.Kind() == reflect.Map:
+		return "list of alias=class pairs separated by commas"
 	default:
 		return t.String()
 	}

@@ -19,7 +19,6 @@ func TestLoad(t *testing.T) {
 	require.NoError(t, os.WriteFile(secretFile, []byte("postgres://u:s3cret@db/atis\n"), 0o600))
 
 	debug := slog.LevelDebug
-	info := slog.LevelInfo
 	tests := []struct {
 		name    string
 		env     []string
@@ -28,21 +27,30 @@ func TestLoad(t *testing.T) {
 	}{
 		{
 			name: "Defaults",
-			want: config.Config{HTTPAddr: "127.0.0.1:9464", LogLevel: &info, SoftStopTimeout: 30 * time.Second, Workers: 10},
+			want: defaults(config.Config{}),
 		},
 		{
 			name: "EverySetting",
 			env: []string{"DATABASE_URL=postgres://a@b/c", "ATIS_HTTP_ADDR=:9000", "ATIS_LOG_FORMAT=json",
 				"ATIS_LOG_LEVEL=debug", "ATIS_WORKERS=3", "ATIS_SOFT_STOP_TIMEOUT=5s"},
-			want: config.Config{DatabaseURL: "postgres://a@b/c", HTTPAddr: ":9000", LogFormat: "json",
-				LogLevel: &debug, SoftStopTimeout: 5 * time.Second, Workers: 3},
+			want: defaults(config.Config{DatabaseURL: "postgres://a@b/c", HTTPAddr: ":9000", LogFormat: "json",
+				LogLevel: &debug, SoftStopTimeout: 5 * time.Second, Workers: 3}),
 		},
 		{
 			name: "DatabaseURLFromFile",
 			env:  []string{"DATABASE_URL_FILE=" + secretFile},
-			want: config.Config{DatabaseURL: "postgres://u:s3cret@db/atis", DatabaseURLFile: "postgres://u:s3cret@db/atis\n",
-				HTTPAddr: "127.0.0.1:9464", LogLevel: &info, SoftStopTimeout: 30 * time.Second, Workers: 10},
+			want: defaults(config.Config{DatabaseURL: "postgres://u:s3cret@db/atis", DatabaseURLFile: "postgres://u:s3cret@db/atis\n"}),
 		},
+		{
+			name: "SchedulerSettings",
+			env: []string{`ATIS_JOB_CLASS_ALIASES=App\Jobs\Ping=http_request,App\Jobs\Noop=noop`, "ATIS_ENABLE_SQL_JOBS=true",
+				"ATIS_FAILURE_ALERT_THRESHOLD=5", "ATIS_JOB_TIMEOUT=2h", "ATIS_POLL_INTERVAL=3s", "ATIS_MISFIRE_GRACE=10s"},
+			want: defaults(config.Config{JobClassAliases: map[string]string{`App\Jobs\Ping`: "http_request", `App\Jobs\Noop`: "noop"},
+				EnableSQLJobs: true, FailureAlertThreshold: 5, JobTimeout: 2 * time.Hour, PollInterval: 3 * time.Second, MisfireGrace: 10 * time.Second}),
+		},
+		{name: "BadSQLSwitch", env: []string{"ATIS_ENABLE_SQL_JOBS=perhaps"}, wantErr: `ATIS_ENABLE_SQL_JOBS="perhaps" is not a valid boolean`},
+		{name: "BadAliases", env: []string{"ATIS_JOB_CLASS_ALIASES=nonsense"}, wantErr: `ATIS_JOB_CLASS_ALIASES="nonsense" is not a valid list of alias=class pairs`},
+		{name: "ZeroThreshold", env: []string{"ATIS_FAILURE_ALERT_THRESHOLD=-2"}, wantErr: "ATIS_FAILURE_ALERT_THRESHOLD=-2 must be at least 1"},
 		{name: "WorkersNotANumber", env: []string{"ATIS_WORKERS=many"}, wantErr: `ATIS_WORKERS="many" is not a valid whole number`},
 		{name: "WorkersNegative", env: []string{"ATIS_WORKERS=-1"}, wantErr: "ATIS_WORKERS=-1 is out of range"},
 		{name: "BadLogFormat", env: []string{"ATIS_LOG_FORMAT=xml"}, wantErr: `ATIS_LOG_FORMAT="xml" is not one of text, json`},
@@ -64,6 +72,34 @@ func TestLoad(t *testing.T) {
 			require.Equal(t, tt.want, got)
 		})
 	}
+}
+
+// defaults is c with every unset field at its documented default, spelled
+// out here rather than taken from WithDefaults, which is under test.
+func defaults(c config.Config) config.Config {
+	info := slog.LevelInfo
+	set := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:9464"
+	}
+	if c.LogLevel == nil {
+		c.LogLevel = &info
+	}
+	if c.Workers == 0 {
+		c.Workers = 10
+	}
+	if c.FailureAlertThreshold == 0 {
+		c.FailureAlertThreshold = 3
+	}
+	set(&c.SoftStopTimeout, 30*time.Second)
+	set(&c.JobTimeout, 30*time.Minute)
+	set(&c.PollInterval, 10*time.Second)
+	set(&c.MisfireGrace, time.Minute)
+	return c
 }
 
 func TestRequireDatabase(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package daemon wires the long-running service together: the schema check,
-// the River client with every job class's worker, and the HTTP listener, with
-// one start-up and one clean shutdown.
+// the River client with every job class's worker and the job_logs recorder,
+// the scheduler, the reconciler and the HTTP listener, with one start-up and
+// one clean shutdown.
 package daemon
 
 import (
@@ -8,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,10 +19,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/atis-edu/atis-scheduler/internal/config"
 	"github.com/atis-edu/atis-scheduler/internal/httpserver"
 	"github.com/atis-edu/atis-scheduler/migrations"
+	"github.com/atis-edu/atis-scheduler/scheduler"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -29,19 +35,40 @@ const stopGrace = 10 * time.Second
 // Daemon is the running service.
 type Daemon struct {
 	cfg      config.Config
+	id       string
 	logger   *slog.Logger
 	pool     *pgxpool.Pool
 	registry *workers.Registry
+	version  string
 
-	river   *river.Client[pgx.Tx]
-	running atomic.Bool
-	http    *httpserver.Server
+	http       *httpserver.Server
+	reconciler *scheduler.Reconciler
+	river      *river.Client[pgx.Tx]
+	running    atomic.Bool
+	scheduler  *scheduler.Scheduler
+	stopping   atomic.Bool
 }
 
 // New returns a daemon that runs the classes of registry on pool.
-func New(cfg config.Config, pool *pgxpool.Pool, registry *workers.Registry, logger *slog.Logger) *Daemon {
-	return &Daemon{cfg: cfg.WithDefaults(), logger: logger, pool: pool, registry: registry}
+func New(cfg config.Config, pool *pgxpool.Pool, registry *workers.Registry, version string, logger *slog.Logger) *Daemon {
+	return &Daemon{cfg: cfg.WithDefaults(), id: InstanceID(), logger: logger, pool: pool, registry: registry, version: version}
 }
+
+// InstanceID names this process: host, pid and a random suffix. It is also
+// the River client ID, so that a running job names the process working it.
+func InstanceID() string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '_'
+	}, host)
+	return fmt.Sprintf("%s_%d_%04x", host, os.Getpid(), rand.Uint32N(1<<16))
+}
+
+// Scheduler is the running scheduler (nil before Run starts it).
+func (d *Daemon) Scheduler() *scheduler.Scheduler { return d.scheduler }
 
 // Run checks the schema, starts everything, logs "ready", and serves until
 // ctx is cancelled; then it stops taking work, lets running jobs finish for
@@ -51,19 +78,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := migrations.New(d.pool, d.logger).Check(ctx); err != nil {
 		return err
 	}
-	riverWorkers, err := d.registry.RiverWorkers()
-	if err != nil {
+	if err := d.build(); err != nil {
 		return err
 	}
-	d.river, err = river.NewClient(riverpgxv5.New(d.pool), &river.Config{
-		Logger:          d.logger.With(slog.String("component", "river")),
-		Queues:          map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: d.cfg.Workers}},
-		SoftStopTimeout: d.cfg.SoftStopTimeout,
-		Workers:         riverWorkers,
-	})
-	if err != nil {
-		return fmt.Errorf("create river client: %w", err)
-	}
+	var err error
 	d.http, err = httpserver.Listen(d.cfg.HTTPAddr, d.Ready, d.logger)
 	if err != nil {
 		return err
@@ -71,19 +89,69 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.http.Serve()
 	defer d.shutdownHTTP()
 
+	if err := d.reconciler.Register(ctx); err != nil {
+		return err
+	}
+	defer d.reconciler.Stop(context.WithoutCancel(ctx))
 	// River's work must outlive ctx: the shutdown below stops it explicitly,
 	// with its soft-stop timeout, rather than at once.
 	if err := d.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start river client: %w", err)
 	}
+	if err := d.reconciler.Start(ctx); err != nil {
+		return errors.Join(err, d.stopRiver())
+	}
+	if err := d.scheduler.Start(ctx); err != nil {
+		return errors.Join(err, d.stopRiver())
+	}
 	d.running.Store(true)
 	d.logger.InfoContext(ctx, "ready",
 		slog.String("http_addr", d.http.Addr()),
+		slog.String("instance_id", d.id),
 		slog.Int("workers", d.cfg.Workers),
 		slog.Any("job_classes", d.registry.Names()))
 
 	<-ctx.Done()
-	return d.stop()
+	d.running.Store(false)
+	d.stopping.Store(true)
+	d.logger.Info("shutting down: no new jobs; waiting for running jobs",
+		slog.Duration("soft_stop_timeout", d.cfg.SoftStopTimeout))
+	d.scheduler.Stop()
+	if err := d.stopRiver(); err != nil {
+		return err
+	}
+	d.logger.Info("stopped")
+	return nil
+}
+
+func (d *Daemon) build() error {
+	riverWorkers, err := d.registry.RiverWorkers()
+	if err != nil {
+		return err
+	}
+	recorder := scheduler.NewRecorder(d.pool, d.registry, d.logger, scheduler.RecorderConfig{
+		FailureAlertThreshold: d.cfg.FailureAlertThreshold, InstanceID: d.id, Stopping: d.stopping.Load,
+	})
+	d.river, err = river.NewClient(riverpgxv5.New(d.pool), &river.Config{
+		ID:              d.id,
+		JobTimeout:      d.cfg.JobTimeout,
+		Logger:          d.logger.With(slog.String("component", "river")),
+		Middleware:      []rivertype.Middleware{recorder},
+		Queues:          map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: d.cfg.Workers}},
+		RetryPolicy:     scheduler.RetryPolicy{},
+		SoftStopTimeout: d.cfg.SoftStopTimeout,
+		Workers:         riverWorkers,
+	})
+	if err != nil {
+		return fmt.Errorf("create river client: %w", err)
+	}
+	d.scheduler = scheduler.New(d.pool, d.river, d.registry, d.logger, scheduler.Config{
+		MisfireGrace: d.cfg.MisfireGrace, PollInterval: d.cfg.PollInterval,
+	})
+	d.reconciler = scheduler.NewReconciler(d.pool, d.logger, scheduler.ReconcilerConfig{
+		AlertThreshold: d.cfg.FailureAlertThreshold, InstanceID: d.id, Version: d.version,
+	})
+	return nil
 }
 
 // Ready reports why the daemon cannot do its work, or nil: the database must
@@ -98,16 +166,12 @@ func (d *Daemon) Ready(ctx context.Context) error {
 	return migrations.New(d.pool, d.logger).Check(ctx)
 }
 
-func (d *Daemon) stop() error {
-	d.running.Store(false)
-	d.logger.Info("shutting down: no new jobs; waiting for running jobs",
-		slog.Duration("soft_stop_timeout", d.cfg.SoftStopTimeout))
+func (d *Daemon) stopRiver() error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.SoftStopTimeout+stopGrace)
 	defer cancel()
 	if err := d.river.Stop(ctx); err != nil {
 		return fmt.Errorf("stop job runner: %w", err)
 	}
-	d.logger.Info("stopped")
 	return nil
 }
 

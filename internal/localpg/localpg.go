@@ -187,8 +187,9 @@ rm -rf %[2]q`, os.Getpid(), c.dir)
 	// Its own session: a Ctrl-C to our process group must not kill the reaper
 	// first. No stdout/stderr: `go test` waits for every holder of its pipes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// It outlives us by design: release it rather than wait for it.
 	if err := cmd.Start(); err == nil {
-		go func() { _ = cmd.Wait() }()
+		_ = cmd.Process.Release()
 	}
 }
 

@@ -1,0 +1,547 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/atis-edu/atis-scheduler/workers"
+)
+
+// Misfire and overlap policies (scheduled_jobs.misfire_policy, overlap_policy).
+const (
+	MisfireRunOnce = "run_once"
+	MisfireSkip    = "skip"
+	MisfireRunAll  = "run_all"
+
+	OverlapSkip     = "skip"
+	OverlapAllow    = "allow"
+	OverlapQueueOne = "queue_one"
+)
+
+// unfinishedStates are River states of a run that is not over.
+var unfinishedStates = []string{"available", "pending", "retryable", "running", "scheduled"}
+
+// TickResult is what one scheduling cycle did.
+type TickResult struct {
+	// Planned rows got a new next_run_at (or an error).
+	Planned int
+	// Fired rows were due and handled.
+	Fired int
+	// Enqueued runs went to River.
+	Enqueued int
+	// More is true when a batch was full: run another cycle at once.
+	More bool
+	// NextDue is the earliest next_run_at left, zero when there is none.
+	NextDue time.Time
+}
+
+// row is one scheduled_jobs row as the scheduler reads it.
+type row struct {
+	ID                   int64
+	Name, JobClass       string
+	Parameters           json.RawMessage
+	Cron                 *string
+	Interval             *int32
+	NextRunAt, LastDueAt *time.Time
+	Timezone             *string
+	Misfire, Overlap     string
+	MaxAttempts          *int32
+	RetryDelay           *int32
+	IsActive             bool
+	LastRunMessage       *string
+	ScheduleError        *string
+}
+
+const rowColumns = `id, name, job_class, coalesce(parameters, '{}'::jsonb), cron_expression, interval_minutes,
+	next_run_at, last_due_at, timezone, misfire_policy, overlap_policy, max_attempts, retry_delay_minutes,
+	coalesce(is_active, false), last_run_message, schedule_error`
+
+func scanRow(rows pgx.CollectableRow) (row, error) {
+	var r row
+	err := rows.Scan(&r.ID, &r.Name, &r.JobClass, &r.Parameters, &r.Cron, &r.Interval, &r.NextRunAt, &r.LastDueAt,
+		&r.Timezone, &r.Misfire, &r.Overlap, &r.MaxAttempts, &r.RetryDelay, &r.IsActive, &r.LastRunMessage, &r.ScheduleError)
+	return r, err
+}
+
+// Tick runs one scheduling cycle: plan the rows that need it, enqueue the
+// due ones, and find the next due time.
+func (s *Scheduler) Tick(ctx context.Context) (TickResult, error) {
+	var res TickResult
+	planned, morePlans, err := s.plan(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Planned = planned
+	paused, all, err := s.pausedClasses(ctx)
+	if err != nil {
+		return res, err
+	}
+	backoff := s.backoffIDs()
+	if !all {
+		fired, enqueued, moreDue, err := s.enqueueDue(ctx, paused, backoff)
+		if err != nil {
+			return res, err
+		}
+		res.Fired, res.Enqueued, res.More = fired, enqueued, moreDue
+	}
+	res.More = res.More || morePlans
+	if all {
+		return res, nil
+	}
+	var next *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT min(next_run_at) FROM scheduled_jobs
+		WHERE is_active AND NOT needs_plan AND NOT (job_class = ANY($1)) AND NOT (id = ANY($2))`,
+		paused, backoff).Scan(&next); err != nil {
+		return res, fmt.Errorf("find next due time: %w", err)
+	}
+	if next != nil {
+		res.NextDue = *next
+	}
+	if t := s.nextBackoff(); !t.IsZero() && (res.NextDue.IsZero() || t.Before(res.NextDue)) {
+		res.NextDue = t
+	}
+	return res, nil
+}
+
+// plan computes next_run_at for rows that were inserted or whose schedule
+// changed, and explains the rows that cannot be scheduled.
+func (s *Scheduler) plan(ctx context.Context) (planned int, more bool, err error) {
+	now := s.cfg.Now().UTC()
+	err = inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+rowColumns+` FROM scheduled_jobs WHERE needs_plan
+			ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, s.cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		todo, err := pgx.CollectRows(rows, scanRow)
+		if err != nil {
+			return err
+		}
+		more = len(todo) == s.cfg.BatchSize
+		for _, r := range todo {
+			if err := s.planRow(ctx, tx, r, now); err != nil {
+				return fmt.Errorf("plan scheduled job %d: %w", r.ID, err)
+			}
+			planned++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("plan schedules: %w", err)
+	}
+	return planned, more, nil
+}
+
+func (s *Scheduler) planRow(ctx context.Context, tx pgx.Tx, r row, now time.Time) error {
+	if !r.IsActive {
+		_, err := tx.Exec(ctx, `UPDATE scheduled_jobs SET next_run_at = NULL, needs_plan = false WHERE id = $1`, r.ID)
+		return err
+	}
+	sched, _, err := s.compile(r)
+	if err != nil {
+		return s.markInvalid(ctx, tx, r, err)
+	}
+	next := r.NextRunAt // set explicitly with the insert or edit: honoured
+	if next == nil {
+		t := firstFire(sched, r, now)
+		next = &t
+	}
+	_, err = tx.Exec(ctx, `UPDATE scheduled_jobs SET next_run_at = $2, needs_plan = false, schedule_error = NULL,
+			last_run_message = CASE WHEN last_run_message = schedule_error THEN NULL ELSE last_run_message END
+		WHERE id = $1`, r.ID, next.UTC())
+	return err
+}
+
+// firstFire is a row's first fire time: the next cron tick, or for an
+// interval, N minutes after the last handled tick (now, for a new row).
+func firstFire(sched Schedule, r row, now time.Time) time.Time {
+	if r.Cron == nil && r.LastDueAt != nil {
+		return sched.Next(*r.LastDueAt)
+	}
+	if r.Cron == nil {
+		return now
+	}
+	return sched.Next(now)
+}
+
+// markInvalid stops scheduling a row and says why, where admins look.
+func (s *Scheduler) markInvalid(ctx context.Context, tx pgx.Tx, r row, cause error) error {
+	msg := "not scheduled: " + cause.Error()
+	s.count(func(st *Stats) { st.Invalid++ })
+	if r.ScheduleError == nil || *r.ScheduleError != msg {
+		s.logger.WarnContext(ctx, "scheduled job cannot be scheduled", slog.Int64("scheduled_job_id", r.ID),
+			slog.String("name", r.Name), slog.String("error", msg))
+	}
+	_, err := tx.Exec(ctx, `UPDATE scheduled_jobs SET next_run_at = NULL, needs_plan = false,
+		schedule_error = $2, last_run_message = $2, updated_at = now() WHERE id = $1`, r.ID, msg)
+	return err
+}
+
+// compile checks everything about a row that can be wrong and returns its
+// schedule and class.
+func (s *Scheduler) compile(r row) (Schedule, workers.Class, error) {
+	class, ok := s.registry.Lookup(r.JobClass)
+	if !ok {
+		return nil, nil, fmt.Errorf("unknown job class %q (known: %s)", r.JobClass, strings.Join(s.registry.Names(), ", "))
+	}
+	if err := class.ValidateParameters(r.Parameters); err != nil {
+		return nil, nil, err
+	}
+	if !slices.Contains([]string{MisfireRunOnce, MisfireSkip, MisfireRunAll}, r.Misfire) {
+		return nil, nil, fmt.Errorf("misfire_policy %q is not one of run_once, skip, run_all", r.Misfire)
+	}
+	if !slices.Contains([]string{OverlapSkip, OverlapAllow, OverlapQueueOne}, r.Overlap) {
+		return nil, nil, fmt.Errorf("overlap_policy %q is not one of skip, allow, queue_one", r.Overlap)
+	}
+	if r.MaxAttempts != nil && *r.MaxAttempts < 1 {
+		return nil, nil, fmt.Errorf("max_attempts %d must be at least 1", *r.MaxAttempts)
+	}
+	if r.RetryDelay != nil && *r.RetryDelay < 0 {
+		return nil, nil, fmt.Errorf("retry_delay_minutes %d must not be negative", *r.RetryDelay)
+	}
+	sched, err := ParseRow(r.Cron, r.Interval, r.Timezone)
+	return sched, class, err
+}
+
+// ParseRow returns the schedule of a row: its cron expression in its time
+// zone when set (cron wins over interval_minutes), else its interval.
+func ParseRow(cron *string, intervalMinutes *int32, timezone *string) (Schedule, error) {
+	tz := "UTC"
+	if timezone != nil && *timezone != "" {
+		tz = *timezone
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil || strings.EqualFold(tz, "local") {
+		return nil, fmt.Errorf("unknown time zone %q (use an IANA name such as Asia/Baku or UTC)", tz)
+	}
+	switch {
+	case cron != nil && strings.TrimSpace(*cron) != "":
+		return ParseCron(*cron, loc)
+	case intervalMinutes != nil && *intervalMinutes > 0:
+		return Every(time.Duration(*intervalMinutes) * time.Minute), nil
+	case intervalMinutes != nil:
+		return nil, fmt.Errorf("interval_minutes %d must be greater than 0", *intervalMinutes)
+	default:
+		return nil, errors.New("neither cron_expression nor interval_minutes is set")
+	}
+}
+
+// enqueueDue enqueues every due row, in batches of one transaction, each row
+// in a savepoint of its own so that one failure leaves the others alone.
+func (s *Scheduler) enqueueDue(ctx context.Context, paused []string, backoff []int64) (fired, enqueued int, more bool, err error) {
+	now := s.cfg.Now().UTC()
+	err = inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+rowColumns+` FROM scheduled_jobs
+			WHERE is_active AND NOT needs_plan AND next_run_at <= $1
+			  AND NOT (job_class = ANY($2)) AND NOT (id = ANY($3))
+			ORDER BY next_run_at LIMIT $4 FOR UPDATE SKIP LOCKED`, now, paused, backoff, s.cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		due, err := pgx.CollectRows(rows, scanRow)
+		if err != nil {
+			return err
+		}
+		more = len(due) == s.cfg.BatchSize
+		if err := s.fault("claimed"); err != nil {
+			return err
+		}
+		for _, r := range due {
+			n, err := s.fireInSavepoint(ctx, tx, r, now)
+			if err != nil {
+				s.failed(ctx, r, err)
+				continue
+			}
+			fired++
+			enqueued += n
+		}
+		return s.fault("before_commit")
+	})
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("enqueue due schedules: %w", err)
+	}
+	s.count(func(st *Stats) { st.Enqueued += int64(enqueued) })
+	return fired, enqueued, more, nil
+}
+
+func (s *Scheduler) fireInSavepoint(ctx context.Context, tx pgx.Tx, r row, now time.Time) (int, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.fire(ctx, sp, r, now)
+	if err != nil {
+		_ = sp.Rollback(ctx)
+		return 0, err
+	}
+	return n, sp.Commit(ctx)
+}
+
+// fire handles one due row: it works out which missed ticks to run
+// (misfire_policy) and which to skip (overlap_policy), enqueues the runs with
+// their queued job_logs rows, and advances the row.
+func (s *Scheduler) fire(ctx context.Context, tx pgx.Tx, r row, now time.Time) (int, error) {
+	sched, class, err := s.compile(r)
+	if err != nil {
+		return 0, s.markInvalid(ctx, tx, r, err)
+	}
+	if err := s.fault("validated"); err != nil {
+		return 0, err
+	}
+	ticks, lastDue, next, missedSkipped := s.dueTicks(sched, r, now)
+	running, waiting, err := countUnfinished(ctx, tx, r.ID)
+	if err != nil {
+		return 0, err
+	}
+	enqueued, skipped := 0, missedSkipped
+	for _, tick := range ticks {
+		if !overlapAllows(r.Overlap, running, waiting) {
+			skipped++
+			continue
+		}
+		if _, err := s.enqueueRun(ctx, tx, r, class, tick, nil); err != nil {
+			return 0, err
+		}
+		waiting++
+		enqueued++
+	}
+	var nextArg *time.Time
+	if !next.IsZero() {
+		nextArg = new(next.UTC())
+	}
+	_, err = tx.Exec(ctx, `UPDATE scheduled_jobs SET next_run_at = $2, last_due_at = $3,
+			is_running = is_running OR $4, skipped_count = skipped_count + $5,
+			last_skipped_at = CASE WHEN $5 > 0 THEN $6 ELSE last_skipped_at END, updated_at = $6
+		WHERE id = $1`, r.ID, nextArg, lastDue.UTC(), enqueued > 0, skipped, now)
+	if err != nil {
+		return 0, fmt.Errorf("advance next_run_at: %w", err)
+	}
+	if skipped > 0 {
+		s.count(func(st *Stats) { st.Skipped += int64(skipped) })
+		s.logger.InfoContext(ctx, "ticks skipped", slog.Int64("scheduled_job_id", r.ID), slog.String("name", r.Name),
+			slog.Int("skipped", skipped), slog.String("overlap_policy", r.Overlap), slog.String("misfire_policy", r.Misfire))
+	}
+	return enqueued, s.fault("row_updated")
+}
+
+// dueTicks lists the ticks of a due row up to now, and returns those to run
+// under its misfire policy, the latest tick, the first tick after now, and
+// how many missed ticks the policy drops.
+func (s *Scheduler) dueTicks(sched Schedule, r row, now time.Time) (run []time.Time, lastDue, next time.Time, dropped int) {
+	const maxWalk = 1_000_000
+	var recent []time.Time // the latest RunAllCap ticks
+	total := 0
+	t := *r.NextRunAt
+	for ; !t.IsZero() && !t.After(now) && total < maxWalk; t = sched.Next(t) {
+		if len(recent) == s.cfg.RunAllCap {
+			recent = recent[1:]
+		}
+		recent = append(recent, t)
+		total++
+	}
+	if total == maxWalk { // a very long outage of a very frequent schedule
+		t = sched.Next(now)
+	}
+	lastDue, next = recent[len(recent)-1], t
+	switch r.Misfire {
+	case MisfireRunAll:
+		run = recent
+	case MisfireSkip:
+		if now.Sub(lastDue) <= s.cfg.MisfireGrace {
+			run = recent[len(recent)-1:]
+		}
+	default: // run_once: one run stands for every missed tick
+		run = recent[len(recent)-1:]
+		return run, lastDue, next, 0
+	}
+	return run, lastDue, next, total - len(run)
+}
+
+// overlapAllows says whether a new run may be enqueued beside running and
+// waiting unfinished ones.
+func overlapAllows(policy string, running, waiting int) bool {
+	switch policy {
+	case OverlapAllow:
+		return true
+	case OverlapQueueOne:
+		return waiting == 0 // one may wait behind the running one
+	default:
+		return running+waiting == 0
+	}
+}
+
+func countUnfinished(ctx context.Context, tx pgx.Tx, scheduledJobID int64) (running, waiting int, err error) {
+	err = tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'running'), count(*) FILTER (WHERE state <> 'running')
+		FROM river_job WHERE args @> jsonb_build_object('scheduled_job_id', $1::bigint) AND state = ANY($2::river_job_state[])`,
+		scheduledJobID, unfinishedStates).Scan(&running, &waiting)
+	if err != nil {
+		err = fmt.Errorf("count unfinished runs: %w", err)
+	}
+	return running, waiting, err
+}
+
+// runMetadata is what the Recorder needs about a run, stored in River's
+// job metadata at enqueue time.
+type runMetadata struct {
+	JobClass          string `json:"job_class"`
+	OverlapPolicy     string `json:"overlap_policy,omitempty"`
+	RetryDelaySeconds *int64 `json:"retry_delay_seconds,omitempty"`
+	ScheduledJobName  string `json:"scheduled_job_name,omitempty"`
+}
+
+// enqueueRun inserts one River job and its queued attempt-1 job_logs row,
+// and returns the job's id.
+func (s *Scheduler) enqueueRun(ctx context.Context, tx pgx.Tx, r row, class workers.Class, scheduledFor time.Time, executedBy *int64) (int64, error) {
+	args := workers.Args{ExecutedBy: executedBy, Parameters: r.Parameters, ScheduledFor: scheduledFor.UTC(), ScheduledJobID: r.ID}
+	meta := runMetadata{JobClass: r.JobClass, OverlapPolicy: r.Overlap, ScheduledJobName: r.Name}
+	delay := int64(5 * 60) // the seed's default retry_delay_minutes
+	if r.RetryDelay != nil {
+		delay = int64(*r.RetryDelay) * 60
+	}
+	meta.RetryDelaySeconds = &delay
+	metaJSON, err := json.Marshal(meta)
+	if err != nil {
+		return 0, err
+	}
+	maxAttempts := 1 // the seed's default max_attempts
+	if r.MaxAttempts != nil {
+		maxAttempts = int(*r.MaxAttempts)
+	}
+	res, err := s.river.InsertTx(ctx, tx, workers.InsertArgs(class.Name(), args), &river.InsertOpts{
+		MaxAttempts: maxAttempts, Metadata: metaJSON, Queue: s.cfg.Queue,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("insert river job: %w", err)
+	}
+	if err := s.fault("river_inserted"); err != nil {
+		return 0, err
+	}
+	payload, err := json.Marshal(workers.Args{ExecutedBy: executedBy, Parameters: s.registry.Redact(r.JobClass, r.Parameters),
+		ScheduledFor: scheduledFor.UTC(), ScheduledJobID: r.ID})
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, scheduled_job_id, executed_by)
+		VALUES ($1, $2, $3, $4, 1, 'queued', $5, $6, $7)`,
+		fmt.Sprint(res.Job.ID), res.Job.ID, r.JobClass, res.Job.Queue, payload, r.ID, executedBy); err != nil {
+		return 0, fmt.Errorf("insert job_logs row: %w", err)
+	}
+	return res.Job.ID, s.fault("job_log_inserted")
+}
+
+// ErrNotFound is returned by RunNow for an unknown schedule.
+var ErrNotFound = errors.New("scheduler: no such scheduled job")
+
+// RunNow enqueues a run of the schedule with id now, as executedBy (nil for
+// the system), whatever its next_run_at. Overlap is not checked at enqueue:
+// an admin asked for this run; under 'skip' and 'queue_one' it waits for a
+// running one to finish before it starts.
+func (s *Scheduler) RunNow(ctx context.Context, id int64, executedBy *int64) (int64, error) {
+	var jobID int64
+	err := inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+rowColumns+` FROM scheduled_jobs WHERE id = $1 FOR UPDATE`, id)
+		if err != nil {
+			return err
+		}
+		r, err := pgx.CollectExactlyOneRow(rows, scanRow)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: %d", ErrNotFound, id)
+		}
+		if err != nil {
+			return err
+		}
+		_, class, err := s.compile(r)
+		if err != nil {
+			return fmt.Errorf("scheduled job %d (%s) cannot run: %w", r.ID, r.Name, err)
+		}
+		if jobID, err = s.enqueueRun(ctx, tx, r, class, s.cfg.Now(), executedBy); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE scheduled_jobs SET is_running = true, updated_at = now() WHERE id = $1`, id)
+		return err
+	})
+	return jobID, err
+}
+
+// pausedClasses reads the pause switches in platform.feature_flags: the
+// job_class values paused (with their aliases), or all.
+func (s *Scheduler) pausedClasses(ctx context.Context) (names []string, all bool, err error) {
+	rows, err := s.pool.Query(ctx, `SELECT key FROM platform.feature_flags
+		WHERE is_enabled AND deleted_at IS NULL AND (key = 'scheduler.paused' OR key LIKE 'scheduler.paused.%')`)
+	if err != nil {
+		return nil, false, fmt.Errorf("read pause switches: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, false, fmt.Errorf("read pause switches: %w", err)
+	}
+	names = []string{}
+	for _, k := range keys {
+		if k == "scheduler.paused" {
+			all = true
+			continue
+		}
+		names = append(names, s.registry.NamesFor(strings.TrimPrefix(k, "scheduler.paused."))...)
+	}
+	return names, all, nil
+}
+
+// failed puts a row whose enqueue failed (a database error: nothing an admin
+// can fix on the row) aside for a while, so that the other rows go on.
+func (s *Scheduler) failed(ctx context.Context, r row, err error) {
+	s.mu.Lock()
+	s.backoff[r.ID] = s.cfg.Now().Add(failureBackoff)
+	s.stats.Failed++
+	s.mu.Unlock()
+	s.logger.ErrorContext(ctx, "enqueue failed; retrying later", slog.Int64("scheduled_job_id", r.ID),
+		slog.String("name", r.Name), slog.String("error", err.Error()), slog.Duration("retry_in", failureBackoff))
+}
+
+func (s *Scheduler) backoffIDs() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	ids := []int64{}
+	for id, until := range s.backoff {
+		if now.Before(until) {
+			ids = append(ids, id)
+		} else {
+			delete(s.backoff, id)
+		}
+	}
+	return ids
+}
+
+func (s *Scheduler) nextBackoff() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first time.Time
+	for _, until := range s.backoff {
+		if first.IsZero() || until.Before(first) {
+			first = until
+		}
+	}
+	return first
+}
+
+func (s *Scheduler) count(f func(*Stats)) {
+	s.mu.Lock()
+	f(&s.stats)
+	s.mu.Unlock()
+}
+
+func (s *Scheduler) fault(step string) error {
+	if s.cfg.fault == nil {
+		return nil
+	}
+	return s.cfg.fault(step)
+}

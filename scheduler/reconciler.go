@@ -1,0 +1,338 @@
+package scheduler
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Defaults of ReconcilerConfig.
+const (
+	DefaultHeartbeat         = 10 * time.Second
+	DefaultDeadAfter         = time.Minute
+	DefaultReconcileInterval = time.Minute
+)
+
+// ReconcilerConfig tunes the Reconciler.
+type ReconcilerConfig struct {
+	// InstanceID identifies this process; it is also its River client ID, so
+	// that a running job names the process working it. Required.
+	InstanceID string
+
+	// Version is recorded with the instance.
+	Version string
+
+	// Heartbeat is how often this process says it is alive. Defaults to 10 seconds.
+	Heartbeat time.Duration
+
+	// DeadAfter is how long without a heartbeat makes a process dead.
+	// Defaults to 1 minute. A process on this host whose pid is gone is dead
+	// at once.
+	DeadAfter time.Duration
+
+	// Interval is how often reconciliation runs. Defaults to 1 minute.
+	Interval time.Duration
+
+	// AlertThreshold is passed on to the bookkeeping of runs it finishes.
+	AlertThreshold int
+}
+
+// Reconciler keeps River's job states, job_logs and scheduled_jobs
+// bookkeeping in agreement after crashes: it hands the runs of a dead
+// process back to the queue, closes job_logs rows that River has moved past,
+// and recomputes is_running.
+type Reconciler struct {
+	cfg      ReconcilerConfig
+	hostname string
+	logger   *slog.Logger
+	pool     *pgxpool.Pool
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewReconciler returns a Reconciler for this process.
+func NewReconciler(pool *pgxpool.Pool, logger *slog.Logger, cfg ReconcilerConfig) *Reconciler {
+	cfg.Heartbeat = cmp.Or(cfg.Heartbeat, DefaultHeartbeat)
+	cfg.DeadAfter = cmp.Or(cfg.DeadAfter, DefaultDeadAfter)
+	cfg.Interval = cmp.Or(cfg.Interval, DefaultReconcileInterval)
+	cfg.AlertThreshold = cmp.Or(cfg.AlertThreshold, DefaultFailureAlertThreshold)
+	host, _ := os.Hostname()
+	return &Reconciler{cfg: cfg, hostname: host, logger: logger.With(slog.String("component", "reconciler")), pool: pool}
+}
+
+// Register records this process as alive. Call it before River starts, so
+// that no job is ever attributed to an unknown process.
+func (r *Reconciler) Register(ctx context.Context) error {
+	_, err := r.pool.Exec(ctx, `INSERT INTO scheduler_instances (id, hostname, pid, version) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`, r.cfg.InstanceID, r.hostname, os.Getpid(), r.cfg.Version)
+	if err != nil {
+		return fmt.Errorf("register instance: %w", err)
+	}
+	return nil
+}
+
+// Start reconciles once, then heartbeats and reconciles periodically.
+func (r *Reconciler) Start(ctx context.Context) error {
+	if _, err := r.Reconcile(ctx); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	r.done = make(chan struct{})
+	go r.loop(ctx)
+	return nil
+}
+
+// Stop ends the loop and removes this process's registration; safe before
+// Start and twice.
+func (r *Reconciler) Stop(ctx context.Context) {
+	r.mu.Lock()
+	cancel, done := r.cancel, r.done
+	r.cancel = nil
+	r.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+	if _, err := r.pool.Exec(ctx, "DELETE FROM scheduler_instances WHERE id = $1", r.cfg.InstanceID); err != nil {
+		r.logger.WarnContext(ctx, "could not deregister instance", slog.String("error", err.Error()))
+	}
+}
+
+func (r *Reconciler) loop(ctx context.Context) {
+	defer close(r.done)
+	beat := time.NewTicker(r.cfg.Heartbeat)
+	defer beat.Stop()
+	reconcile := time.NewTicker(r.cfg.Interval)
+	defer reconcile.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-beat.C:
+			if err := r.Register(ctx); err != nil && ctx.Err() == nil {
+				r.logger.WarnContext(ctx, "heartbeat failed", slog.String("error", err.Error()))
+			}
+		case <-reconcile.C:
+			if _, err := r.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				r.logger.ErrorContext(ctx, "reconciliation failed", slog.String("error", err.Error()))
+			}
+		}
+	}
+}
+
+// ReconcileReport counts what one reconciliation repaired.
+type ReconcileReport struct {
+	// Rescued runs of dead processes went back to the queue (or were
+	// discarded when out of attempts).
+	Rescued int
+	// Closed job_logs rows were still queued or processing for attempts
+	// that River had finished or moved past.
+	Closed int
+	// Flags is how many is_running flags were corrected.
+	Flags int
+}
+
+// Reconcile runs one reconciliation.
+func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	var rep ReconcileReport
+	var err error
+	if rep.Rescued, err = r.rescueDead(ctx); err != nil {
+		return rep, err
+	}
+	if rep.Closed, err = r.closeLogs(ctx); err != nil {
+		return rep, err
+	}
+	if rep.Flags, err = r.fixRunningFlags(ctx); err != nil {
+		return rep, err
+	}
+	if rep != (ReconcileReport{}) {
+		r.logger.InfoContext(ctx, "reconciled", slog.Int("rescued_runs", rep.Rescued),
+			slog.Int("closed_job_logs", rep.Closed), slog.Int("fixed_is_running", rep.Flags))
+	}
+	return rep, nil
+}
+
+// deadInstances lists registered processes that are gone: on this host with
+// a pid that no longer runs (or is ours: a previous life of this container),
+// or anywhere without a heartbeat for DeadAfter.
+func (r *Reconciler) deadInstances(ctx context.Context) (dead, live []string, err error) {
+	rows, err := r.pool.Query(ctx, `SELECT id, hostname, pid, heartbeat_at < now() - make_interval(secs => $1)
+		FROM scheduler_instances`, r.cfg.DeadAfter.Seconds())
+	if err != nil {
+		return nil, nil, fmt.Errorf("read instances: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, host string
+		var pid int
+		var stale bool
+		if err := rows.Scan(&id, &host, &pid, &stale); err != nil {
+			return nil, nil, err
+		}
+		gone := id != r.cfg.InstanceID && host == r.hostname && (pid == os.Getpid() || !pidAlive(pid))
+		if id != r.cfg.InstanceID && (stale || gone) {
+			dead = append(dead, id)
+		} else {
+			live = append(live, id)
+		}
+	}
+	return dead, live, rows.Err()
+}
+
+func pidAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// rescueDead hands the running jobs of dead processes back to River, as
+// River's own rescuer would (it waits an hour): retry when attempts remain,
+// discard otherwise. Jobs of processes never registered count as dead once
+// they have run DeadAfter without a live owner.
+func (r *Reconciler) rescueDead(ctx context.Context) (int, error) {
+	dead, live, err := r.deadInstances(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE river_job SET
+				state = CASE WHEN attempt < max_attempts THEN 'available' ELSE 'discarded' END::river_job_state,
+				scheduled_at = CASE WHEN attempt < max_attempts THEN now() ELSE scheduled_at END,
+				finalized_at = CASE WHEN attempt < max_attempts THEN NULL ELSE now() END,
+				errors = array_append(errors, jsonb_build_object('at', now(), 'attempt', attempt,
+					'error', 'the process working this attempt (' || coalesce(attempted_by[array_upper(attempted_by, 1)], 'unknown') || ') died', 'trace', ''))
+			WHERE state = 'running' AND (
+				attempted_by[array_upper(attempted_by, 1)] = ANY($1)
+				OR (NOT coalesce(attempted_by[array_upper(attempted_by, 1)] = ANY($2), false)
+					AND attempted_at < now() - make_interval(secs => $3)))`,
+			dead, live, r.cfg.DeadAfter.Seconds())
+		if err != nil {
+			return fmt.Errorf("rescue runs of dead processes: %w", err)
+		}
+		n = int(tag.RowsAffected())
+		_, err = tx.Exec(ctx, `DELETE FROM scheduler_instances WHERE id = ANY($1)`, dead)
+		return err
+	})
+	return n, err
+}
+
+// closeLogs closes job_logs rows left queued or processing for attempts
+// that River has finished or moved past, and finalizes runs that ended
+// without the Recorder seeing them end.
+func (r *Reconciler) closeLogs(ctx context.Context) (int, error) {
+	rows, err := r.pool.Query(ctx, `SELECT l.id, l.river_job_id, l.attempt, l.status, coalesce(l.scheduled_job_id, 0),
+			l.job_class, coalesce(l.queue, ''), l.start_time, j.state::text, j.attempt, j.finalized_at,
+			j.errors[array_upper(j.errors, 1)]->>'error'
+		FROM job_logs l LEFT JOIN river_job j ON j.id = l.river_job_id
+		WHERE l.status IN ('queued', 'processing') AND l.river_job_id IS NOT NULL
+		  AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'discarded') OR j.attempt > l.attempt
+		       OR (l.status = 'processing' AND j.state <> 'running'))`)
+	if err != nil {
+		return 0, fmt.Errorf("find unfinished job_logs rows: %w", err)
+	}
+	type stale struct {
+		logID, jobID         int64
+		attempt              int
+		status               string
+		scheduledJobID       int64
+		jobClass, queue      string
+		start                *time.Time
+		state                *string
+		riverAttempt         *int
+		finalizedAt          *time.Time
+		lastError            *string
+	}
+	var todo []stale
+	for rows.Next() {
+		var s stale
+		if err := rows.Scan(&s.logID, &s.jobID, &s.attempt, &s.status, &s.scheduledJobID, &s.jobClass, &s.queue,
+			&s.start, &s.state, &s.riverAttempt, &s.finalizedAt, &s.lastError); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		todo = append(todo, s)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, s := range todo {
+		err := inDaemonTx(ctx, r.pool, func(tx pgx.Tx) error {
+			now := time.Now()
+			status, msg, final := StatusFailed, "", false
+			switch {
+			case s.state == nil:
+				msg = "the queue no longer holds this job (deleted or cleaned up) and its result was never recorded"
+			case *s.state == "completed" && *s.riverAttempt == s.attempt:
+				status, final = StatusCompleted, true
+			case *s.state == "cancelled" && *s.riverAttempt == s.attempt:
+				status, msg, final = StatusCancelled, deref(s.lastError, "cancelled"), true
+			case *s.state == "discarded" && *s.riverAttempt == s.attempt:
+				msg, final = deref(s.lastError, "discarded by the queue"), true
+			default:
+				msg = fmt.Sprintf("attempt ended without a recorded result: the process working it stopped (queue state %s, attempt %d)",
+					*s.state, *s.riverAttempt)
+			}
+			end := now
+			if s.finalizedAt != nil && final {
+				end = *s.finalizedAt
+			}
+			tag, err := tx.Exec(ctx, `UPDATE job_logs SET status = $2, error_message = nullif($3, ''), end_time = $4,
+					duration = CASE WHEN start_time IS NULL THEN NULL ELSE round(extract(epoch FROM $4 - start_time))::int END
+				WHERE id = $1 AND status IN ('queued', 'processing')`, s.logID, status, msg, end.UTC())
+			if err != nil || tag.RowsAffected() == 0 || !final {
+				return err
+			}
+			start := end
+			if s.start != nil {
+				start = *s.start
+			}
+			return finalize(ctx, tx, finalRun{JobID: s.jobID, ScheduledJobID: s.scheduledJobID, JobClass: s.jobClass,
+				Queue: s.queue, Attempt: s.attempt, Status: status, Message: msg, Start: start, End: end,
+				InstanceID: r.cfg.InstanceID, AlertThreshold: r.cfg.AlertThreshold})
+		})
+		if err != nil {
+			return 0, fmt.Errorf("close job_logs row %d: %w", s.logID, err)
+		}
+	}
+	return len(todo), nil
+}
+
+// fixRunningFlags makes is_running say whether the schedule has an
+// unfinished run in River.
+func (r *Reconciler) fixRunningFlags(ctx context.Context) (int, error) {
+	var n int
+	err := inDaemonTx(ctx, r.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE scheduled_jobs s SET is_running = x.running
+			FROM (SELECT id, EXISTS (SELECT 1 FROM river_job j WHERE j.args @> jsonb_build_object('scheduled_job_id', s2.id)
+					AND j.state = ANY($1::river_job_state[])) AS running
+				FROM scheduled_jobs s2) x
+			WHERE s.id = x.id AND s.is_running IS DISTINCT FROM x.running`, unfinishedStates)
+		n = int(tag.RowsAffected())
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("fix is_running: %w", err)
+	}
+	return n, nil
+}
+
+func deref(s *string, fallback string) string {
+	if s == nil || *s == "" {
+		return fallback
+	}
+	return *s
+}

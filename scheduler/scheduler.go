@@ -1,0 +1,235 @@
+// Package scheduler turns rows of scheduled_jobs into River jobs, exactly
+// once per fire time whatever the number of replicas, and keeps job_logs and
+// the rows' bookkeeping true.
+//
+// The Scheduler plans rows (computes next_run_at) and enqueues due ones; the
+// Recorder, a River worker middleware, writes job_logs and bookkeeping around
+// every attempt; the Reconciler repairs both after a crash.
+package scheduler
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+
+	"github.com/atis-edu/atis-scheduler/workers"
+)
+
+// Defaults of Config.
+const (
+	DefaultBatchSize    = 100
+	DefaultMisfireGrace = time.Minute
+	DefaultPollInterval = 10 * time.Second
+	DefaultRunAllCap    = 100
+	failureBackoff      = 30 * time.Second
+)
+
+// NotifyChannel is the channel on which the triggers announce changes made
+// by anyone but a daemon.
+const NotifyChannel = "atis_scheduler"
+
+// Config tunes the Scheduler. The zero value gives the defaults.
+type Config struct {
+	// BatchSize is the most due rows enqueued in one transaction. Defaults to 100.
+	BatchSize int
+
+	// MisfireGrace is how late a tick may be enqueued and still count as on
+	// time under misfire_policy 'skip'. Defaults to 1 minute.
+	MisfireGrace time.Duration
+
+	// PollInterval is the safety-net wake-up when no notification comes.
+	// Defaults to 10 seconds.
+	PollInterval time.Duration
+
+	// Queue is the River queue runs go to. Defaults to River's default queue.
+	Queue string
+
+	// RunAllCap is the most missed ticks that misfire_policy 'run_all'
+	// enqueues at once (the latest ones). Defaults to 100.
+	RunAllCap int
+
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+
+	// fault, in tests, fails the enqueue at a named step.
+	fault func(step string) error
+}
+
+func (c Config) withDefaults() Config {
+	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
+	c.MisfireGrace = cmp.Or(c.MisfireGrace, DefaultMisfireGrace)
+	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
+	c.Queue = cmp.Or(c.Queue, river.QueueDefault)
+	c.RunAllCap = cmp.Or(c.RunAllCap, DefaultRunAllCap)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Scheduler plans and enqueues the rows of scheduled_jobs.
+type Scheduler struct {
+	cfg      Config
+	logger   *slog.Logger
+	pool     *pgxpool.Pool
+	registry *workers.Registry
+	river    *river.Client[pgx.Tx]
+	wake     chan struct{}
+
+	mu      sync.Mutex
+	backoff map[int64]time.Time // rows whose enqueue failed, retried after
+	cancel  context.CancelFunc
+	done    chan struct{}
+	stats   Stats
+}
+
+// Stats counts what the scheduler did since it started.
+type Stats struct {
+	Enqueued, Skipped, Invalid, Failed int64
+}
+
+// New returns a Scheduler that enqueues into client.
+func New(pool *pgxpool.Pool, client *river.Client[pgx.Tx], registry *workers.Registry, logger *slog.Logger, cfg Config) *Scheduler {
+	return &Scheduler{
+		cfg: cfg.withDefaults(), logger: logger.With(slog.String("component", "scheduler")), pool: pool,
+		registry: registry, river: client, wake: make(chan struct{}, 1), backoff: map[int64]time.Time{},
+	}
+}
+
+// Start launches the scheduling loop and the notification listener. Rows
+// that were invalid are re-checked once at start, since this binary may know
+// classes or settings that the previous one did not.
+func (s *Scheduler) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done != nil {
+		return errors.New("scheduler: already started")
+	}
+	if err := inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "UPDATE scheduled_jobs SET needs_plan = true WHERE schedule_error IS NOT NULL AND NOT needs_plan")
+		return err
+	}); err != nil {
+		return fmt.Errorf("scheduler: re-check invalid rows: %w", err)
+	}
+	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.done = make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { s.listen(ctx) })
+	wg.Go(func() { s.loop(ctx) })
+	go func() { wg.Wait(); close(s.done) }()
+	return nil
+}
+
+// Stop ends the loop and waits for it; safe before Start and twice.
+func (s *Scheduler) Stop() {
+	s.mu.Lock()
+	cancel, done := s.cancel, s.done
+	s.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+// Stats returns the counters.
+func (s *Scheduler) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Wake makes the loop run a cycle now.
+func (s *Scheduler) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Scheduler) loop(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-timer.C:
+		}
+		wait := s.cfg.PollInterval
+		res, err := s.Tick(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.logger.ErrorContext(ctx, "scheduling cycle failed", slog.String("error", err.Error()))
+			wait = time.Second
+		case res.More:
+			wait = 0
+		case !res.NextDue.IsZero():
+			wait = min(wait, max(0, res.NextDue.Sub(s.cfg.Now())))
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(wait)
+	}
+}
+
+// listen turns notifications into wake-ups, reconnecting after errors; the
+// poll covers the gaps.
+func (s *Scheduler) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.logger.WarnContext(ctx, "notification listener lost its connection; polling until it is back",
+			slog.String("error", err.Error()))
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *Scheduler) listenOnce(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+		return err
+	}
+	s.Wake() // changes made while we were not listening
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		s.Wake()
+	}
+}
+
+// inDaemonTx runs fn in a transaction marked as the daemon's own, so that
+// its writes to scheduled_jobs wake no one.
+func inDaemonTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL atis.scheduler = 'on'"); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}

@@ -1,0 +1,249 @@
+package workers
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/riverqueue/river"
+)
+
+// Defaults of the http_request class.
+const (
+	DefaultHTTPRequestTimeout = 30 * time.Second
+	maxHTTPRequestTimeout     = time.Hour
+	httpResponseReadLimit     = 1 << 20
+)
+
+// HTTPRequestClass is the `http_request` job class: one HTTP request whose
+// answer must carry an expected status.
+//
+// Parameters: url (required, http or https), method (GET), headers (object
+// of strings; their values never appear in logs or job_logs), body (a string
+// sent as is, or any other JSON value sent as JSON), expect_status (a code or
+// a list of codes; default any 2xx), timeout_seconds (30; at most 3600).
+type HTTPRequestClass struct{}
+
+// HTTPRequestArgs are the River args of an http_request run.
+type HTTPRequestArgs struct{ Args }
+
+// Kind is the River job kind.
+func (HTTPRequestArgs) Kind() string { return "http_request" }
+
+type httpRequestParams struct {
+	Body           json.RawMessage   `json:"body"`
+	ExpectStatus   json.RawMessage   `json:"expect_status"`
+	Headers        map[string]string `json:"headers"`
+	Method         string            `json:"method"`
+	TimeoutSeconds int               `json:"timeout_seconds"`
+	URL            string            `json:"url"`
+
+	expect  []int
+	timeout time.Duration
+}
+
+// Name implements Class.
+func (HTTPRequestClass) Name() string { return HTTPRequestArgs{}.Kind() }
+
+// ValidateParameters implements Class.
+func (HTTPRequestClass) ValidateParameters(params json.RawMessage) error {
+	_, err := parseHTTPRequestParams(params)
+	return err
+}
+
+// Redact hides header values and URL credentials.
+func (HTTPRequestClass) Redact(params json.RawMessage) json.RawMessage {
+	var m map[string]any
+	if json.Unmarshal(params, &m) != nil {
+		return json.RawMessage(`{"unreadable_parameters":true}`)
+	}
+	if h, ok := m["headers"].(map[string]any); ok {
+		for k := range h {
+			h[k] = "[redacted]"
+		}
+	}
+	if s, ok := m["url"].(string); ok {
+		m["url"] = redactURL(s)
+	}
+	out, _ := json.Marshal(m)
+	return out
+}
+
+// AddWorker implements Class.
+func (HTTPRequestClass) AddWorker(w *river.Workers) error {
+	client := retryablehttp.NewClient()
+	client.HTTPClient = cleanhttp.DefaultPooledClient()
+	client.RetryMax = 0 // River retries the attempt, by max_attempts
+	client.Logger = nil
+	// The default handler folds the URL into its error; ours reports what
+	// matters without repeating it.
+	client.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	return river.AddWorkerSafely(w, &httpRequestWorker{client: client})
+}
+
+type httpRequestWorker struct {
+	river.WorkerDefaults[HTTPRequestArgs]
+	client *retryablehttp.Client
+}
+
+func (w *httpRequestWorker) Timeout(job *river.Job[HTTPRequestArgs]) time.Duration {
+	p, err := parseHTTPRequestParams(job.Args.Parameters)
+	if err != nil {
+		return 0
+	}
+	return p.timeout + 5*time.Second
+}
+
+func (w *httpRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequestArgs]) error {
+	p, err := parseHTTPRequestParams(job.Args.Parameters)
+	if err != nil {
+		return Permanent(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
+	var body io.Reader
+	if len(p.Body) > 0 && string(p.Body) != "null" {
+		var s string
+		if json.Unmarshal(p.Body, &s) == nil {
+			body = strings.NewReader(s)
+		} else {
+			body = strings.NewReader(string(p.Body))
+		}
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, p.Method, p.URL, body)
+	if err != nil {
+		return Permanent(fmt.Errorf("http_request: build request: %s", redactErr(err, p.URL)))
+	}
+	if body != nil && !isJSONString(p.Body) {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range p.Headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("User-Agent", "atis-scheduler")
+	start := time.Now()
+	resp, err := w.client.Do(req)
+	target := p.Method + " " + redactURL(p.URL)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("http_request: %s: no answer within %s", target, p.timeout)
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
+		return fmt.Errorf("http_request: %s: %s", target, redactErr(err, p.URL))
+	}
+	defer resp.Body.Close()
+	n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, httpResponseReadLimit))
+	SetResult(ctx, map[string]any{
+		"status": resp.StatusCode, "duration_ms": time.Since(start).Milliseconds(), "bytes_read": n,
+	})
+	if !p.statusOK(resp.StatusCode) {
+		return fmt.Errorf("http_request: %s answered %d %s, expected %s",
+			target, resp.StatusCode, http.StatusText(resp.StatusCode), p.expected())
+	}
+	return nil
+}
+
+func parseHTTPRequestParams(raw json.RawMessage) (*httpRequestParams, error) {
+	var p httpRequestParams
+	if err := DecodeParameters("http_request", raw, &p); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(p.URL)
+	switch {
+	case p.URL == "":
+		return nil, errors.New(`http_request parameters: "url" is required`)
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return nil, fmt.Errorf(`http_request parameters: "url" %q is not an absolute http(s) URL`, redactURL(p.URL))
+	}
+	p.Method = strings.ToUpper(cmp.Or(p.Method, http.MethodGet))
+	if strings.ContainsAny(p.Method, " \t\r\n/") {
+		return nil, fmt.Errorf(`http_request parameters: "method" %q is not an HTTP method`, p.Method)
+	}
+	switch {
+	case p.TimeoutSeconds < 0 || time.Duration(p.TimeoutSeconds)*time.Second > maxHTTPRequestTimeout:
+		return nil, fmt.Errorf(`http_request parameters: "timeout_seconds" %d is out of range (1 to %d)`, p.TimeoutSeconds, int(maxHTTPRequestTimeout.Seconds()))
+	case p.TimeoutSeconds == 0:
+		p.timeout = DefaultHTTPRequestTimeout
+	default:
+		p.timeout = time.Duration(p.TimeoutSeconds) * time.Second
+	}
+	if len(p.ExpectStatus) > 0 && string(p.ExpectStatus) != "null" {
+		var one int
+		if json.Unmarshal(p.ExpectStatus, &one) == nil {
+			p.expect = []int{one}
+		} else if err := json.Unmarshal(p.ExpectStatus, &p.expect); err != nil || len(p.expect) == 0 {
+			return nil, fmt.Errorf(`http_request parameters: "expect_status" must be a status code or a list of them, got %s`, p.ExpectStatus)
+		}
+		for _, code := range p.expect {
+			if code < 100 || code > 599 {
+				return nil, fmt.Errorf(`http_request parameters: "expect_status" %d is not an HTTP status code`, code)
+			}
+		}
+	}
+	return &p, nil
+}
+
+func (p *httpRequestParams) statusOK(code int) bool {
+	if len(p.expect) == 0 {
+		return code >= 200 && code < 300
+	}
+	for _, c := range p.expect {
+		if c == code {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *httpRequestParams) expected() string {
+	if len(p.expect) == 0 {
+		return "2xx"
+	}
+	s := make([]string, len(p.expect))
+	for i, c := range p.expect {
+		s[i] = fmt.Sprint(c)
+	}
+	return strings.Join(s, " or ")
+}
+
+func isJSONString(raw json.RawMessage) bool {
+	var s string
+	return json.Unmarshal(raw, &s) == nil
+}
+
+// redactURL drops credentials and query values from a URL for display.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	u.User = nil
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"redacted"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// redactErr renders err without the raw URL (which may carry a token).
+func redactErr(err error, rawURL string) string {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	return strings.ReplaceAll(err.Error(), rawURL, redactURL(rawURL))
+}

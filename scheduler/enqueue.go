@@ -27,8 +27,17 @@ const (
 	OverlapQueueOne = "queue_one"
 )
 
-// unfinishedStates are River states of a run that is not over.
-var unfinishedStates = []string{"available", "pending", "retryable", "running", "scheduled"}
+// unfinishedRun is the SQL condition, on river_job j, that a run is not
+// over. River records a job's final state shortly after its worker returns,
+// and the Recorder writes the final job_logs row before that: a run whose
+// row says it is over counts as over even while River still says running
+// (else a tick in that window would be skipped as an overlap).
+const unfinishedRun = `j.state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+	AND NOT EXISTS (SELECT 1 FROM job_logs l WHERE l.river_job_id = j.id AND l.attempt = j.attempt
+		AND (l.status IN ('completed', 'cancelled') OR (l.status = 'failed' AND j.attempt >= j.max_attempts)))`
+
+// ofSchedule is the SQL condition that river_job j belongs to the schedule $1.
+const ofSchedule = `j.args @> jsonb_build_object('scheduled_job_id', $1::bigint)`
 
 // TickResult is what one scheduling cycle did.
 type TickResult struct {
@@ -380,9 +389,8 @@ func overlapAllows(policy string, running, waiting int) bool {
 }
 
 func countUnfinished(ctx context.Context, tx pgx.Tx, scheduledJobID int64) (running, waiting int, err error) {
-	err = tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'running'), count(*) FILTER (WHERE state <> 'running')
-		FROM river_job WHERE args @> jsonb_build_object('scheduled_job_id', $1::bigint) AND state = ANY($2::river_job_state[])`,
-		scheduledJobID, unfinishedStates).Scan(&running, &waiting)
+	err = tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE j.state = 'running'), count(*) FILTER (WHERE j.state <> 'running')
+		FROM river_job j WHERE `+ofSchedule+` AND `+unfinishedRun, scheduledJobID).Scan(&running, &waiting)
 	if err != nil {
 		err = fmt.Errorf("count unfinished runs: %w", err)
 	}

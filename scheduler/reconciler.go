@@ -245,16 +245,16 @@ func (r *Reconciler) closeLogs(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("find unfinished job_logs rows: %w", err)
 	}
 	type stale struct {
-		logID, jobID         int64
-		attempt              int
-		status               string
-		scheduledJobID       int64
-		jobClass, queue      string
-		start                *time.Time
-		state                *string
-		riverAttempt         *int
-		finalizedAt          *time.Time
-		lastError            *string
+		logID, jobID    int64
+		attempt         int
+		status          string
+		scheduledJobID  int64
+		jobClass, queue string
+		start           *time.Time
+		state           *string
+		riverAttempt    *int
+		finalizedAt     *time.Time
+		lastError       *string
 	}
 	var todo []stale
 	for rows.Next() {
@@ -318,9 +318,9 @@ func (r *Reconciler) fixRunningFlags(ctx context.Context) (int, error) {
 	err := inDaemonTx(ctx, r.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE scheduled_jobs s SET is_running = x.running
 			FROM (SELECT id, EXISTS (SELECT 1 FROM river_job j WHERE j.args @> jsonb_build_object('scheduled_job_id', s2.id)
-					AND j.state = ANY($1::river_job_state[])) AS running
+					AND `+unfinishedRun+`) AS running
 				FROM scheduled_jobs s2) x
-			WHERE s.id = x.id AND s.is_running IS DISTINCT FROM x.running`, unfinishedStates)
+			WHERE s.id = x.id AND s.is_running IS DISTINCT FROM x.running`)
 		n = int(tag.RowsAffected())
 		return err
 	})

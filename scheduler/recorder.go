@@ -24,7 +24,7 @@ const (
 	DefaultFailureAlertThreshold = 3
 	// queueOneWait is how long a run waits before looking again whether the
 	// run ahead of it has finished.
-	queueOneWait = time.Second
+	queueOneWait  = time.Second
 	recordTimeout = 15 * time.Second
 )
 
@@ -169,8 +169,8 @@ func cancelMessage(e *rivertype.JobCancelError) string {
 // worked, which a run under overlap_policy skip or queue_one waits for.
 func (rec *Recorder) anotherRunning(ctx context.Context, r run) (bool, error) {
 	var busy bool
-	err := rec.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM river_job
-		WHERE args @> jsonb_build_object('scheduled_job_id', $1::bigint) AND state = 'running' AND id <> $2)`,
+	err := rec.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM river_job j
+		WHERE `+ofSchedule+` AND j.state = 'running' AND j.id <> $2 AND `+unfinishedRun+`)`,
 		r.args.ScheduledJobID, r.job.ID).Scan(&busy)
 	if err != nil {
 		return false, fmt.Errorf("check overlapping runs: %w", err)
@@ -319,15 +319,14 @@ func finalize(ctx context.Context, tx pgx.Tx, f finalRun) error {
 	var name string
 	var streak int
 	err := tx.QueryRow(ctx, `UPDATE scheduled_jobs SET
-			is_running = EXISTS (SELECT 1 FROM river_job WHERE args @> jsonb_build_object('scheduled_job_id', $1::bigint)
-				AND state = ANY($9::river_job_state[]) AND id <> $2),
+			is_running = EXISTS (SELECT 1 FROM river_job j WHERE `+ofSchedule+` AND j.id <> $2 AND `+unfinishedRun+`),
 			last_run_at = $3, last_run_status = $4, last_run_message = $5, last_run_duration = $6,
 			run_count = coalesce(run_count, 0) + 1,
 			failure_count = coalesce(failure_count, 0) + CASE WHEN $7 THEN 1 ELSE 0 END,
 			consecutive_failures = CASE WHEN $7 THEN consecutive_failures + 1 ELSE 0 END,
 			updated_at = $8
 		WHERE id = $1 RETURNING name, consecutive_failures`,
-		f.ScheduledJobID, f.JobID, f.Start.UTC(), lastStatus, msg, durationSeconds(dur), failed, f.End.UTC(), unfinishedStates,
+		f.ScheduledJobID, f.JobID, f.Start.UTC(), lastStatus, msg, durationSeconds(dur), failed, f.End.UTC(),
 	).Scan(&name, &streak)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil // the schedule was deleted meanwhile

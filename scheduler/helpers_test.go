@@ -193,9 +193,7 @@ func (b *bundle) tick(t *testing.T) scheduler.TickResult {
 // scalar runs a query returning one value.
 func scalar[T any](t *testing.T, pool *pgxpool.Pool, sql string, args ...any) T {
 	t.Helper()
-	var v T
-	require.NoError(t, pool.QueryRow(context.Background(), sql, args...).Scan(&v))
-	return v
+	return dbtest.Scalar[T](t, pool, sql, args...)
 }
 
 // scheduledFor lists the scheduled_for of every River job of a schedule, in order.

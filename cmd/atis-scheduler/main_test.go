@@ -110,28 +110,57 @@ func TestRunRefusesToStart(t *testing.T) {
 	}
 }
 
-func TestRunServesAndStopsCleanly(t *testing.T) {
-	t.Parallel()
+// daemon is a running atis-scheduler process and its JSON log lines.
+type daemon struct {
+	cmd   *exec.Cmd
+	lines chan map[string]any
+}
 
+func startDaemon(t *testing.T, env ...string) *daemon {
+	t.Helper()
 	cmd := exec.Command(binary, "run", "--log-format", "json")
-	cmd.Env = []string{"DATABASE_URL=" + dbtest.NewURL(t), "ATIS_HTTP_ADDR=127.0.0.1:0", "ATIS_SOFT_STOP_TIMEOUT=5s"}
+	cmd.Env = append([]string{"ATIS_HTTP_ADDR=127.0.0.1:0"}, env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-
-	lines := make(chan map[string]any, 100)
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	d := &daemon{cmd: cmd, lines: make(chan map[string]any, 1000)}
 	go func() {
-		defer close(lines)
+		defer close(d.lines)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			var rec map[string]any
 			if json.Unmarshal(sc.Bytes(), &rec) == nil {
-				lines <- rec
+				select {
+				case d.lines <- rec:
+				default: // nobody reads: drop
+				}
 			}
 		}
 	}()
-	ready := waitFor(t, lines, "ready")
+	return d
+}
+
+// stop sends SIGINT and requires a clean exit.
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGINT))
+	waitFor(t, d.lines, "stopped")
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "exit status after SIGINT")
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not exit after SIGINT")
+	}
+}
+
+func TestRunServesAndStopsCleanly(t *testing.T) {
+	t.Parallel()
+
+	d := startDaemon(t, "DATABASE_URL="+dbtest.NewURL(t), "ATIS_SOFT_STOP_TIMEOUT=5s")
+	ready := waitFor(t, d.lines, "ready")
 	addr, _ := ready["http_addr"].(string)
 	require.NotEmpty(t, addr)
 
@@ -142,17 +171,46 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", path, body)
 	}
+	d.stop(t)
+}
 
-	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	waitFor(t, lines, "stopped")
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		require.NoError(t, err, "exit status after SIGINT")
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon did not exit after SIGINT")
+// TestKilledDaemonIsReconciledOnRestart kills a daemon with SIGKILL while it
+// works a run; the next daemon on this host must close that attempt, run
+// the job again, and on its own SIGINT put the interrupted run back in line.
+func TestKilledDaemonIsReconciledOnRestart(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	url := dbtest.NewURL(t)
+	pool := dbtest.Pool(t, url)
+	_, err := pool.Exec(ctx, `INSERT INTO scheduled_jobs (name, job_class, interval_minutes, parameters, max_attempts, retry_delay_minutes)
+		VALUES ('slow', 'sql', 60, '{"statement": "SELECT pg_sleep(30)"}', 3, 0)`)
+	require.NoError(t, err)
+	env := []string{"DATABASE_URL=" + url, "ATIS_ENABLE_SQL_JOBS=true", "ATIS_SOFT_STOP_TIMEOUT=1s"}
+	status := func(attempt int) string {
+		var s string
+		_ = pool.QueryRow(ctx, "SELECT status FROM job_logs WHERE attempt = $1", attempt).Scan(&s)
+		return s
 	}
+
+	first := startDaemon(t, env...)
+	require.Eventually(t, func() bool { return status(1) == "processing" }, 20*time.Second, 20*time.Millisecond)
+	require.NoError(t, first.cmd.Process.Kill())
+	_ = first.cmd.Wait()
+
+	second := startDaemon(t, env...)
+	waitFor(t, second.lines, "ready")
+	require.Eventually(t, func() bool { return status(2) == "processing" }, 20*time.Second, 20*time.Millisecond,
+		"the killed run is handed back and runs again")
+	var msg string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT error_message FROM job_logs WHERE attempt = 1").Scan(&msg))
+	require.Contains(t, msg, "the process working it stopped")
+	require.True(t, dbtest.Scalar[bool](t, pool, "SELECT is_running FROM scheduled_jobs"))
+
+	second.stop(t)
+	require.Equal(t, "queued", status(2), "interrupted by the shutdown: back in line, not failed")
+	require.Equal(t, "available", dbtest.Scalar[string](t, pool, "SELECT state::text FROM river_job"))
+	require.Zero(t, dbtest.Scalar[int](t, pool, "SELECT count(*) FROM scheduler_instances"), "a clean stop deregisters")
 }
 
 func waitFor(t *testing.T, lines <-chan map[string]any, msg string) map[string]any {

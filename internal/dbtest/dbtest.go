@@ -242,3 +242,13 @@ func WithDatabase(databaseURL, name string) string {
 	u.Path = "/" + name
 	return u.String()
 }
+
+// Scalar runs a query that returns one value and returns it.
+func Scalar[T any](tb testing.TB, pool *pgxpool.Pool, sql string, args ...any) T {
+	tb.Helper()
+	var v T
+	if err := pool.QueryRow(context.Background(), sql, args...).Scan(&v); err != nil {
+		tb.Fatalf("dbtest: %s: %v", sql, err)
+	}
+	return v
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/atis-edu/atis-scheduler/internal/database"
 	"github.com/atis-edu/atis-scheduler/internal/logging"
 	"github.com/atis-edu/atis-scheduler/migrations"
+	"github.com/atis-edu/atis-scheduler/scheduler"
 )
 
 // Exit codes, documented in README.md.
@@ -44,6 +45,8 @@ func ExitCode(err error) int {
 		return ExitUnreachable
 	case errors.Is(err, migrations.ErrNotReady):
 		return ExitNotMigrated
+	case errors.Is(err, scheduler.ErrNotFound), errors.Is(err, scheduler.ErrAmbiguous):
+		return ExitUsage
 	default:
 		return ExitFailure
 	}
@@ -94,6 +97,7 @@ override them.`,
 	pf.StringVar(&a.flags.logLevel, "log-level", "", "debug, info, warn or error (overrides ATIS_LOG_LEVEL)")
 	root.AddCommand(
 		newRunCommand(a).command(),
+		newJobsCommand(a).command(),
 		newMigrateCommand(a).command(),
 		newVersionCommand(a).command(),
 	)

@@ -1,0 +1,272 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/spf13/cobra"
+
+	"github.com/atis-edu/atis-scheduler/scheduler"
+)
+
+// ErrInvalidSchedules is returned by `jobs validate` when a row cannot run.
+var ErrInvalidSchedules = errors.New("some scheduled jobs cannot run")
+
+// jobsCommand holds `jobs next|list|validate|run|pause|resume`.
+type jobsCommand struct {
+	app *app
+
+	count int
+	from  string
+	json  bool
+	tz    string
+	user  int64
+}
+
+func newJobsCommand(a *app) *jobsCommand { return &jobsCommand{app: a} }
+
+func (c *jobsCommand) command() *cobra.Command {
+	cmd := &cobra.Command{Use: "jobs", Short: "Inspect and manage scheduled_jobs"}
+
+	next := &cobra.Command{
+		Use:   "next EXPR",
+		Short: "Print the next fire times of a cron expression (no database needed)",
+		Example: `  atis-scheduler jobs next '30 2 * * *' --tz Europe/Berlin --from 2026-03-28T00:00:00Z --count 3
+  atis-scheduler jobs next @daily --tz Asia/Baku`,
+		Args: cobra.MinimumNArgs(1),
+		// No configuration needed: this command touches no database.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
+		RunE:              func(_ *cobra.Command, args []string) error { return c.Next(strings.Join(args, " ")) },
+	}
+	next.Flags().StringVar(&c.tz, "tz", "UTC", "IANA time zone the expression is read in")
+	next.Flags().StringVar(&c.from, "from", "", "start after this RFC3339 instant (default now)")
+	next.Flags().IntVar(&c.count, "count", 5, "how many fire times")
+
+	list := &cobra.Command{
+		Use: "list", Short: "List the schedules with their next run and last result", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return c.List(cmd.Context()) },
+	}
+	validate := &cobra.Command{
+		Use:   "validate",
+		Short: "Check every schedule as the daemon would; exit 1 if any cannot run",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return c.Validate(cmd.Context()) },
+	}
+	for _, sub := range []*cobra.Command{list, validate} {
+		sub.Flags().BoolVar(&c.json, "json", false, "print JSON instead of a table")
+	}
+	run := &cobra.Command{
+		Use: "run ID|NAME", Short: "Enqueue a run of a schedule now", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return c.Run(cmd.Context(), args[0]) },
+	}
+	run.Flags().Int64Var(&c.user, "user", 0, "users.id recorded as job_logs.executed_by")
+	pause := &cobra.Command{
+		Use: "pause ID|NAME", Short: "Pause a schedule (is_active = false)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return c.SetActive(cmd.Context(), args[0], false) },
+	}
+	resume := &cobra.Command{
+		Use: "resume ID|NAME", Short: "Resume a paused schedule from its next tick", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return c.SetActive(cmd.Context(), args[0], true) },
+	}
+	cmd.AddCommand(next, list, validate, run, pause, resume)
+	return cmd
+}
+
+// Next prints the next fire times of expr, one RFC3339 instant a line.
+func (c *jobsCommand) Next(expr string) error {
+	if c.count < 1 || c.count > 10000 {
+		return usageError{fmt.Errorf("--count=%d must be between 1 and 10000", c.count)}
+	}
+	sched, err := scheduler.ParseRow(&expr, nil, &c.tz)
+	if err != nil {
+		return usageError{err}
+	}
+	loc, _ := time.LoadLocation(c.tz)
+	at := time.Now()
+	if c.from != "" {
+		if at, err = time.Parse(time.RFC3339, c.from); err != nil {
+			return usageError{fmt.Errorf("--from=%q is not an RFC3339 instant (e.g. 2026-03-28T00:00:00Z)", c.from)}
+		}
+	}
+	for range c.count {
+		if at = sched.Next(at); at.IsZero() {
+			break
+		}
+		if _, err := fmt.Fprintln(c.app.stdout, at.In(loc).Format(time.RFC3339)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// List prints the schedules.
+func (c *jobsCommand) List(ctx context.Context) error {
+	pool, err := c.app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	all, err := scheduler.List(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeJSON(c.app.stdout, all)
+	}
+	w := tabwriter.NewWriter(c.app.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tNAME\tCLASS\tSCHEDULE\tTZ\tACTIVE\tNEXT RUN\tLAST STATUS\tRUNS\tFAILED\tSKIPPED\tMESSAGE")
+	for _, s := range all {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", s.ID, s.Name, s.JobClass, s.Schedule, s.Timezone,
+			yesNo(s.Active), timeOrDash(s.NextRunAt), strOrDash(s.LastRunStatus), s.RunCount, s.FailureCount, s.SkippedCount,
+			truncate(strOrDash(s.LastRunMessage), 60))
+	}
+	return w.Flush()
+}
+
+// Validate prints each problem on a line and fails if any row cannot run.
+func (c *jobsCommand) Validate(ctx context.Context) error {
+	pool, err := c.app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	registry, err := newRegistry(c.app.cfg, pool)
+	if err != nil {
+		return err
+	}
+	problems, err := scheduler.Validate(ctx, pool, registry)
+	if err != nil {
+		return err
+	}
+	invalid := 0
+	for _, p := range problems {
+		if len(p.Errors) > 0 {
+			invalid++
+		}
+	}
+	if c.json {
+		if problems == nil {
+			problems = []scheduler.Problem{}
+		}
+		if err := writeJSON(c.app.stdout, problems); err != nil {
+			return err
+		}
+	} else {
+		for _, p := range problems {
+			for _, e := range p.Errors {
+				fmt.Fprintf(c.app.stdout, "error: scheduled job %d (%s): %s\n", p.ID, p.Name, e)
+			}
+			for _, wn := range p.Warnings {
+				fmt.Fprintf(c.app.stdout, "warning: scheduled job %d (%s): %s\n", p.ID, p.Name, wn)
+			}
+		}
+		if invalid == 0 {
+			fmt.Fprintln(c.app.stdout, "every scheduled job can run")
+		}
+	}
+	if invalid > 0 {
+		return fmt.Errorf("%w: %d of them", ErrInvalidSchedules, invalid)
+	}
+	return nil
+}
+
+// Run enqueues a run of a schedule now.
+func (c *jobsCommand) Run(ctx context.Context, idOrName string) error {
+	pool, err := c.app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	id, name, err := scheduler.Resolve(ctx, pool, idOrName)
+	if err != nil {
+		return err
+	}
+	sched, err := c.inserter(pool)
+	if err != nil {
+		return err
+	}
+	var user *int64
+	if c.user != 0 {
+		user = &c.user
+	}
+	jobID, err := sched.RunNow(ctx, id, user)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.app.stdout, "enqueued run %d of scheduled job %d (%s)\n", jobID, id, name)
+	return err
+}
+
+// inserter is a scheduler whose River client only inserts.
+func (c *jobsCommand) inserter(pool *pgxpool.Pool) (*scheduler.Scheduler, error) {
+	registry, err := newRegistry(c.app.cfg, pool)
+	if err != nil {
+		return nil, err
+	}
+	riverWorkers, err := registry.RiverWorkers()
+	if err != nil {
+		return nil, err
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: c.app.logger, Workers: riverWorkers})
+	if err != nil {
+		return nil, err
+	}
+	return scheduler.New(pool, client, registry, c.app.logger, scheduler.Config{}), nil
+}
+
+// SetActive pauses or resumes a schedule.
+func (c *jobsCommand) SetActive(ctx context.Context, idOrName string, active bool) error {
+	pool, err := c.app.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	id, name, err := scheduler.Resolve(ctx, pool, idOrName)
+	if err != nil {
+		return err
+	}
+	if err := scheduler.SetActive(ctx, pool, id, active); err != nil {
+		return err
+	}
+	verb := map[bool]string{true: "resumed", false: "paused"}[active]
+	_, err = fmt.Fprintf(c.app.stdout, "%s scheduled job %d (%s)\n", verb, id, name)
+	return err
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func yesNo(b bool) string { return map[bool]string{true: "yes", false: "no"}[b] }
+
+func timeOrDash(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func strOrDash(s *string) string {
+	if s == nil || *s == "" {
+		return "-"
+	}
+	return strings.ReplaceAll(*s, "\n", " ")
+}
+
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}

@@ -67,9 +67,6 @@ func InstanceID() string {
 	return fmt.Sprintf("%s_%d_%04x", host, os.Getpid(), rand.Uint32N(1<<16))
 }
 
-// Scheduler is the running scheduler (nil before Run starts it).
-func (d *Daemon) Scheduler() *scheduler.Scheduler { return d.scheduler }
-
 // Run checks the schema, starts everything, logs "ready", and serves until
 // ctx is cancelled; then it stops taking work, lets running jobs finish for
 // up to the soft-stop timeout, cancels the rest (River retries them) and

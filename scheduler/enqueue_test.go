@@ -344,8 +344,11 @@ func TestOverlapPolicies(t *testing.T) {
 			b.tick(t)
 			b.clock.Set(time.Date(2026, 6, 1, 12, 1, 0, 0, time.UTC))
 			require.Equal(t, 1, b.tick(t).Enqueued)
-			// The first run is being worked (and stays unfinished).
+			// The first run is being worked (and stays unfinished), as the
+			// Recorder marks it.
 			_, err := b.pool.Exec(ctx, "UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now()")
+			require.NoError(t, err)
+			_, err = b.pool.Exec(ctx, "UPDATE job_logs SET status = 'processing', start_time = now()")
 			require.NoError(t, err)
 
 			for i, want := range tt.want {

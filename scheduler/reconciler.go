@@ -293,16 +293,29 @@ func (r *Reconciler) closeLogs(ctx context.Context) (int, error) {
 			tag, err := tx.Exec(ctx, `UPDATE job_logs SET status = $2, error_message = nullif($3, ''), end_time = $4,
 					duration = CASE WHEN start_time IS NULL THEN NULL ELSE round(extract(epoch FROM $4 - start_time))::int END
 				WHERE id = $1 AND status IN ('queued', 'processing')`, s.logID, status, msg, end.UTC())
-			if err != nil || tag.RowsAffected() == 0 || !final {
+			if err != nil || tag.RowsAffected() == 0 {
+				return err
+			}
+			if !final {
+				if s.state != nil && *s.state != "running" {
+					// River will run it again: the next attempt waits in line,
+					// as after any retryable failure.
+					_, err = tx.Exec(ctx, `INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, scheduled_job_id, executed_by)
+						SELECT job_id, river_job_id, job_class, queue, $2, 'queued', payload, scheduled_job_id, executed_by FROM job_logs l
+						WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM job_logs WHERE river_job_id = l.river_job_id AND attempt = $2)`,
+						s.logID, *s.riverAttempt+1)
+				}
 				return err
 			}
 			start := end
 			if s.start != nil {
 				start = *s.start
 			}
-			return finalize(ctx, tx, finalRun{JobID: s.jobID, ScheduledJobID: s.scheduledJobID, JobClass: s.jobClass,
+			batch := &pgx.Batch{}
+			queueFinalize(batch, finalRun{JobID: s.jobID, ScheduledJobID: s.scheduledJobID, JobClass: s.jobClass,
 				Queue: s.queue, Attempt: s.attempt, Status: status, Message: msg, Start: start, End: end,
 				InstanceID: r.cfg.InstanceID, AlertThreshold: r.cfg.AlertThreshold})
+			return tx.SendBatch(ctx, batch).Close()
 		})
 		if err != nil {
 			return 0, fmt.Errorf("close job_logs row %d: %w", s.logID, err)
@@ -312,13 +325,14 @@ func (r *Reconciler) closeLogs(ctx context.Context) (int, error) {
 }
 
 // fixRunningFlags makes is_running say whether the schedule has an
-// unfinished run in River.
+// unfinished run.
 func (r *Reconciler) fixRunningFlags(ctx context.Context) (int, error) {
 	var n int
 	err := inDaemonTx(ctx, r.pool, func(tx pgx.Tx) error {
+		// closeLogs has just made job_logs agree with River.
 		tag, err := tx.Exec(ctx, `UPDATE scheduled_jobs s SET is_running = x.running
-			FROM (SELECT id, EXISTS (SELECT 1 FROM river_job j WHERE j.args @> jsonb_build_object('scheduled_job_id', s2.id)
-					AND `+unfinishedRun+`) AS running
+			FROM (SELECT id, EXISTS (SELECT 1 FROM job_logs l WHERE l.scheduled_job_id = s2.id
+					AND l.status IN ('queued', 'processing')) AS running
 				FROM scheduled_jobs s2) x
 			WHERE s.id = x.id AND s.is_running IS DISTINCT FROM x.running`)
 		n = int(tag.RowsAffected())

@@ -54,9 +54,10 @@ func TestReconcile(t *testing.T) {
 		require.Equal(t, scheduler.ReconcileReport{Rescued: 1, Closed: 1}, rep)
 		require.Equal(t, "available", scalar[string](t, b.pool, "SELECT state::text FROM river_job WHERE id = $1", jobID))
 		logs := jobLogs(t, b, id)
-		require.Len(t, logs, 1)
+		require.Len(t, logs, 2)
 		require.Equal(t, "failed", logs[0].Status)
 		require.Contains(t, *logs[0].Error, "the process working it stopped")
+		require.Equal(t, logRow{Attempt: 2, Status: "queued", Result: "{}"}, logs[1], "attempt 2 waits in line")
 		require.True(t, scalar[bool](t, b.pool, "SELECT is_running FROM scheduled_jobs WHERE id = $1", id), "the run is not over")
 		require.Zero(t, scalar[int](t, b.pool, "SELECT count(*) FROM scheduler_instances"), "the dead instance is forgotten")
 

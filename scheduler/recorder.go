@@ -102,18 +102,13 @@ type outcome struct {
 // Work implements rivertype.WorkerMiddleware.
 func (rec *Recorder) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
 	r := newRun(job)
-	if r.args.ScheduledJobID != 0 && r.meta.OverlapPolicy != OverlapAllow {
-		busy, err := rec.anotherRunning(ctx, r)
-		if err != nil {
-			return err
-		}
-		if busy { // wait without spending an attempt
-			return river.JobSnooze(queueOneWait)
-		}
-	}
 	start := time.Now()
-	if err := rec.begin(ctx, r, start); err != nil {
+	busy, err := rec.begin(ctx, r, start)
+	switch {
+	case err != nil:
 		rec.logger.ErrorContext(ctx, "could not record attempt start", slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
+	case busy: // another run of this schedule is being worked: wait, spending no attempt
+		return river.JobSnooze(queueOneWait)
 	}
 
 	var result any
@@ -165,117 +160,97 @@ func cancelMessage(e *rivertype.JobCancelError) string {
 	return e.Error()
 }
 
-// anotherRunning reports whether another run of the same schedule is being
-// worked, which a run under overlap_policy skip or queue_one waits for.
-func (rec *Recorder) anotherRunning(ctx context.Context, r run) (bool, error) {
-	var busy bool
-	err := rec.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM river_job j
-		WHERE `+ofSchedule+` AND j.state = 'running' AND j.id <> $2 AND `+unfinishedRun+`)`,
-		r.args.ScheduledJobID, r.job.ID).Scan(&busy)
+// begin marks the attempt's row processing, or inserts it if the attempt
+// has none (as after a crash), in one statement. Under overlap_policy skip or
+// queue_one it first checks whether another run of the schedule is being
+// worked; if so it changes nothing and reports busy.
+func (rec *Recorder) begin(ctx context.Context, r run, start time.Time) (busy bool, err error) {
+	payload, err := rec.payload(r)
 	if err != nil {
-		return false, fmt.Errorf("check overlapping runs: %w", err)
+		return false, err
+	}
+	guard := r.args.ScheduledJobID != 0 && r.meta.OverlapPolicy != OverlapAllow
+	err = rec.pool.QueryRow(ctx, `WITH busy AS (
+			SELECT $4::bool AND EXISTS (SELECT 1 FROM job_logs WHERE scheduled_job_id = $5 AND status = 'processing'
+				AND river_job_id <> $1) AS b
+		), upd AS (
+			UPDATE job_logs SET status = 'processing', start_time = $3, error_message = NULL
+			WHERE job_id = $6 AND river_job_id = $1 AND attempt = $2 AND status IN ('queued', 'processing') AND NOT (SELECT b FROM busy)
+			RETURNING 1
+		), ins AS (
+			INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, start_time, scheduled_job_id, executed_by)
+			SELECT $6, $1, $7, $8, $2, 'processing', $9, $3, $5, $10
+			WHERE NOT (SELECT b FROM busy) AND NOT EXISTS (SELECT 1 FROM upd)
+			RETURNING 1
+		)
+		SELECT b FROM busy`,
+		r.job.ID, r.job.Attempt, start.UTC(), guard, r.scheduledJobID(), fmt.Sprint(r.job.ID), r.meta.JobClass, r.job.Queue,
+		payload, r.args.ExecutedBy).Scan(&busy)
+	if err != nil {
+		return false, fmt.Errorf("mark attempt processing: %w", err)
 	}
 	return busy, nil
 }
 
-// begin marks the attempt's row processing (inserting it if the attempt had
-// none, as after a crash).
-func (rec *Recorder) begin(ctx context.Context, r run, start time.Time) error {
-	return pgx.BeginFunc(ctx, rec.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE job_logs SET status = 'processing', start_time = $3, error_message = NULL
-			WHERE river_job_id = $1 AND attempt = $2 AND status = 'queued'`, r.job.ID, r.job.Attempt, start.UTC())
-		if err != nil || tag.RowsAffected() > 0 {
-			return err
-		}
-		return rec.insertLog(ctx, tx, r, r.job.Attempt, StatusProcessing, &start)
-	})
+func (r run) scheduledJobID() *int64 {
+	if r.args.ScheduledJobID == 0 {
+		return nil
+	}
+	return &r.args.ScheduledJobID
 }
 
-func (rec *Recorder) insertLog(ctx context.Context, tx pgx.Tx, r run, attempt int, status string, start *time.Time) error {
-	payload, err := json.Marshal(workers.Args{ExecutedBy: r.args.ExecutedBy, ScheduledFor: r.args.ScheduledFor,
+func (rec *Recorder) payload(r run) ([]byte, error) {
+	return json.Marshal(workers.Args{ExecutedBy: r.args.ExecutedBy, ScheduledFor: r.args.ScheduledFor,
 		ScheduledJobID: r.args.ScheduledJobID, Parameters: rec.registry.Redact(r.meta.JobClass, r.args.Parameters)})
+}
+
+// finish records how the attempt ended: back in line (not an attempt after
+// all), closed with the next attempt queued (River retries), or closed with
+// the run's bookkeeping (final). One transaction, its statements pipelined.
+func (rec *Recorder) finish(ctx context.Context, r run, o outcome) error {
+	if o.status == StatusQueued {
+		_, err := rec.pool.Exec(ctx, `UPDATE job_logs SET status = 'queued', start_time = NULL, error_message = $3
+			WHERE job_id = $4 AND river_job_id = $1 AND attempt = $2 AND status = 'processing'`,
+			r.job.ID, r.job.Attempt, o.message, fmt.Sprint(r.job.ID))
+		return err
+	}
+	payload, err := rec.payload(r)
 	if err != nil {
 		return err
 	}
-	var startArg *time.Time
-	if start != nil {
-		startArg = new(start.UTC())
+	result := []byte("{}")
+	if o.result != nil {
+		if result, err = json.Marshal(o.result); err != nil {
+			return fmt.Errorf("encode result: %w", err)
+		}
 	}
-	var scheduledJobID *int64
-	if r.args.ScheduledJobID != 0 {
-		scheduledJobID = &r.args.ScheduledJobID
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload,
-			start_time, scheduled_job_id, executed_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		fmt.Sprint(r.job.ID), r.job.ID, r.meta.JobClass, r.job.Queue, attempt, status, payload, startArg,
-		scheduledJobID, r.args.ExecutedBy)
-	return err
-}
-
-// finish records how the attempt ended; for a failed attempt that River
-// will retry, it adds the next attempt's queued row; for a finished run, it
-// updates the bookkeeping.
-func (rec *Recorder) finish(ctx context.Context, r run, o outcome) error {
-	return pgx.BeginFunc(ctx, rec.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SET LOCAL atis.scheduler = 'on'"); err != nil {
-			return err
-		}
-		if o.status == StatusQueued { // not an attempt after all: back in line
-			_, err := tx.Exec(ctx, `UPDATE job_logs SET status = 'queued', start_time = NULL, error_message = $3
-				WHERE river_job_id = $1 AND attempt = $2 AND status = 'processing'`, r.job.ID, r.job.Attempt, o.message)
-			return err
-		}
-		if err := rec.closeAttempt(ctx, tx, r, o); err != nil {
-			return err
-		}
-		if !o.final {
-			return rec.insertLog(ctx, tx, r, r.job.Attempt+1, StatusQueued, nil)
-		}
-		return finalize(ctx, tx, finalRun{
+	batch := &pgx.Batch{}
+	batch.Queue(`WITH upd AS (
+			UPDATE job_logs SET status = $3, result = $4, error_message = nullif($5, ''), error_trace = nullif($6, ''),
+				end_time = $7, duration = $8
+			WHERE job_id = $9 AND river_job_id = $1 AND attempt = $2 AND status = 'processing' RETURNING 1
+		)
+		INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, start_time, scheduled_job_id,
+			executed_by, result, error_message, error_trace, end_time, duration)
+		SELECT $9, $1, $10, $11, $2, $3, $12, $13, $14, $15, $4, nullif($5, ''), nullif($6, ''), $7, $8
+		WHERE NOT EXISTS (SELECT 1 FROM upd)`,
+		r.job.ID, r.job.Attempt, o.status, result, o.message, o.trace, o.end.UTC(), durationSeconds(o.end.Sub(o.start)),
+		fmt.Sprint(r.job.ID), r.meta.JobClass, r.job.Queue, payload, o.start.UTC(), r.scheduledJobID(), r.args.ExecutedBy)
+	if !o.final {
+		batch.Queue(`INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, scheduled_job_id, executed_by)
+			VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)`,
+			fmt.Sprint(r.job.ID), r.job.ID, r.meta.JobClass, r.job.Queue, r.job.Attempt+1, payload, r.scheduledJobID(), r.args.ExecutedBy)
+	} else {
+		queueFinalize(batch, finalRun{
 			JobID: r.job.ID, ScheduledJobID: r.args.ScheduledJobID, JobClass: r.meta.JobClass, Queue: r.job.Queue,
 			Attempt: r.job.Attempt, Status: o.status, Message: o.message, Trace: o.trace, Start: o.start, End: o.end,
 			InstanceID: rec.cfg.InstanceID, AlertThreshold: rec.cfg.FailureAlertThreshold,
 		})
-	})
+	}
+	return pgx.BeginFunc(ctx, rec.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, batch).Close() })
 }
 
-func (rec *Recorder) closeAttempt(ctx context.Context, tx pgx.Tx, r run, o outcome) error {
-	result := []byte("{}")
-	if o.result != nil {
-		b, err := json.Marshal(o.result)
-		if err != nil {
-			return fmt.Errorf("encode result: %w", err)
-		}
-		result = b
-	}
-	var msg, trace *string
-	if o.message != "" {
-		msg = &o.message
-	}
-	if o.trace != "" {
-		trace = &o.trace
-	}
-	secs := durationSeconds(o.end.Sub(o.start))
-	tag, err := tx.Exec(ctx, `UPDATE job_logs SET status = $3, result = $4, error_message = $5, error_trace = $6,
-			end_time = $7, duration = $8
-		WHERE river_job_id = $1 AND attempt = $2 AND status = 'processing'`,
-		r.job.ID, r.job.Attempt, o.status, result, msg, trace, o.end.UTC(), secs)
-	if err != nil || tag.RowsAffected() > 0 {
-		return err
-	}
-	// begin could not write its row: write the whole attempt now.
-	if err := rec.insertLog(ctx, tx, r, r.job.Attempt, StatusProcessing, &o.start); err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `UPDATE job_logs SET status = $3, result = $4, error_message = $5, error_trace = $6,
-			end_time = $7, duration = $8
-		WHERE river_job_id = $1 AND attempt = $2 AND status = 'processing'`,
-		r.job.ID, r.job.Attempt, o.status, result, msg, trace, o.end.UTC(), secs)
-	return err
-}
-
-// finalRun is a run that is over, for finalize.
+// finalRun is a run that is over, for queueFinalize.
 type finalRun struct {
 	JobID, ScheduledJobID int64
 	JobClass, Queue       string
@@ -287,64 +262,49 @@ type finalRun struct {
 	AlertThreshold        int
 }
 
-// finalize writes what a finished run leaves behind: the schedule's
-// bookkeeping, a performance_metrics row, and for a failure a system_errors
-// row and, at the threshold of failures in a row, one notification.
-func finalize(ctx context.Context, tx pgx.Tx, f finalRun) error {
+// queueFinalize queues, for one transaction, what a finished run leaves
+// behind: a performance_metrics row; for a failure a system_errors row; the
+// schedule's bookkeeping; and, when its failures in a row reach the
+// threshold, one notification.
+func queueFinalize(batch *pgx.Batch, f finalRun) {
 	dur := f.End.Sub(f.Start)
 	ctxJSON, _ := json.Marshal(map[string]any{"job_id": f.JobID, "scheduled_job_id": f.ScheduledJobID,
 		"job_class": f.JobClass, "attempt": f.Attempt, "queue": f.Queue, "status": f.Status})
 	ms := math.Min(float64(dur.Microseconds())/1000, 99_999_999)
-	if _, err := tx.Exec(ctx, `INSERT INTO performance_metrics (metric_type, name, value, unit, context, instance_id)
-		VALUES ('job', left($1, 100), $2, 'ms', $3, $4)`, f.JobClass, ms, ctxJSON, f.InstanceID); err != nil {
-		return fmt.Errorf("insert performance_metrics: %w", err)
-	}
+	batch.Queue(`INSERT INTO performance_metrics (metric_type, name, value, unit, context, instance_id)
+		VALUES ('job', left($1, 100), $2, 'ms', $3, $4)`, f.JobClass, ms, ctxJSON, f.InstanceID)
 	failed := f.Status != StatusCompleted
 	if failed {
-		if _, err := tx.Exec(ctx, `INSERT INTO system_errors (error_code, error_type, message, stack_trace, context, severity)
+		batch.Queue(`INSERT INTO system_errors (error_code, error_type, message, stack_trace, context, severity)
 			VALUES ('job_failed', 'scheduled_job_failed', $1, nullif($2, ''), $3, 'error')`,
 			fmt.Sprintf("%s run %d %s after %d attempt(s): %s", f.JobClass, f.JobID, f.Status, f.Attempt, f.Message),
-			f.Trace, ctxJSON); err != nil {
-			return fmt.Errorf("insert system_errors: %w", err)
-		}
+			f.Trace, ctxJSON)
 	}
 	if f.ScheduledJobID == 0 {
-		return nil
+		return
 	}
 	lastStatus := map[string]string{StatusCompleted: "success", StatusFailed: "failed", StatusCancelled: "cancelled"}[f.Status]
-	var msg *string
-	if f.Message != "" {
-		msg = &f.Message
-	}
-	var name string
-	var streak int
-	err := tx.QueryRow(ctx, `UPDATE scheduled_jobs SET
-			is_running = EXISTS (SELECT 1 FROM river_job j WHERE `+ofSchedule+` AND j.id <> $2 AND `+unfinishedRun+`),
-			last_run_at = $3, last_run_status = $4, last_run_message = $5, last_run_duration = $6,
+	// Our own bookkeeping wakes no scheduler.
+	batch.Queue(`SELECT set_config('atis.scheduler', 'on', true)`)
+	batch.Queue(`UPDATE scheduled_jobs SET
+			is_running = EXISTS (SELECT 1 FROM job_logs WHERE scheduled_job_id = $1 AND river_job_id <> $2
+				AND status IN ('queued', 'processing')),
+			last_run_at = $3, last_run_status = $4, last_run_message = nullif($5, ''), last_run_duration = $6,
 			run_count = coalesce(run_count, 0) + 1,
 			failure_count = coalesce(failure_count, 0) + CASE WHEN $7 THEN 1 ELSE 0 END,
 			consecutive_failures = CASE WHEN $7 THEN consecutive_failures + 1 ELSE 0 END,
 			updated_at = $8
-		WHERE id = $1 RETURNING name, consecutive_failures`,
-		f.ScheduledJobID, f.JobID, f.Start.UTC(), lastStatus, msg, durationSeconds(dur), failed, f.End.UTC(),
-	).Scan(&name, &streak)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil // the schedule was deleted meanwhile
+		WHERE id = $1`,
+		f.ScheduledJobID, f.JobID, f.Start.UTC(), lastStatus, f.Message, durationSeconds(dur), failed, f.End.UTC())
+	if failed {
+		batch.Queue(`INSERT INTO system_notifications (type, title, message, level, start_at, target_roles, target_institutions)
+			SELECT 'scheduled_job_failing', left(format('Scheduled job "%s" has failed %s times in a row', name, consecutive_failures), 200),
+				format('Scheduled job %s (%s, class %s) has failed %s runs in a row. Last error: %s',
+					id, name, $3::text, consecutive_failures, $4::text),
+				'danger', $5, '[]', '[]'
+			FROM scheduled_jobs WHERE id = $1 AND consecutive_failures = $2`,
+			f.ScheduledJobID, f.AlertThreshold, f.JobClass, f.Message, f.End.UTC())
 	}
-	if err != nil {
-		return fmt.Errorf("update scheduled job bookkeeping: %w", err)
-	}
-	if failed && streak == f.AlertThreshold {
-		_, err = tx.Exec(ctx, `INSERT INTO system_notifications (type, title, message, level, start_at, target_roles, target_institutions)
-			VALUES ('scheduled_job_failing', left($1, 200), $2, 'danger', $3, '[]', '[]')`,
-			fmt.Sprintf("Scheduled job %q has failed %d times in a row", name, streak),
-			fmt.Sprintf("Scheduled job %d (%s, class %s) has failed %d runs in a row. Last error: %s",
-				f.ScheduledJobID, name, f.JobClass, streak, f.Message), f.End.UTC())
-		if err != nil {
-			return fmt.Errorf("insert failure notification: %w", err)
-		}
-	}
-	return nil
 }
 
 // durationSeconds rounds to whole seconds, as job_logs.duration and

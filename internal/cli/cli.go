@@ -138,6 +138,16 @@ func (a *app) load(cmd *cobra.Command) error {
 	return nil
 }
 
+// withPool runs fn with a pool on DATABASE_URL, closed after.
+func (a *app) withPool(ctx context.Context, fn func(*pgxpool.Pool) error) error {
+	pool, err := a.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return fn(pool)
+}
+
 // connect opens the pool, after checking that DATABASE_URL is set.
 func (a *app) connect(ctx context.Context) (*pgxpool.Pool, error) {
 	if err := a.cfg.RequireDatabase(); err != nil {

@@ -110,12 +110,11 @@ func (c *jobsCommand) Next(expr string) error {
 
 // List prints the schedules.
 func (c *jobsCommand) List(ctx context.Context) error {
-	pool, err := c.app.connect(ctx)
-	if err != nil {
+	var all []scheduler.Summary
+	err := c.app.withPool(ctx, func(pool *pgxpool.Pool) (err error) {
+		all, err = scheduler.List(ctx, pool)
 		return err
-	}
-	defer pool.Close()
-	all, err := scheduler.List(ctx, pool)
+	})
 	if err != nil {
 		return err
 	}
@@ -134,16 +133,15 @@ func (c *jobsCommand) List(ctx context.Context) error {
 
 // Validate prints each problem on a line and fails if any row cannot run.
 func (c *jobsCommand) Validate(ctx context.Context) error {
-	pool, err := c.app.connect(ctx)
-	if err != nil {
+	var problems []scheduler.Problem
+	err := c.app.withPool(ctx, func(pool *pgxpool.Pool) error {
+		registry, err := newRegistry(c.app.cfg, pool)
+		if err != nil {
+			return err
+		}
+		problems, err = scheduler.Validate(ctx, pool, registry)
 		return err
-	}
-	defer pool.Close()
-	registry, err := newRegistry(c.app.cfg, pool)
-	if err != nil {
-		return err
-	}
-	problems, err := scheduler.Validate(ctx, pool, registry)
+	})
 	if err != nil {
 		return err
 	}
@@ -181,29 +179,33 @@ func (c *jobsCommand) Validate(ctx context.Context) error {
 
 // Run enqueues a run of a schedule now.
 func (c *jobsCommand) Run(ctx context.Context, idOrName string) error {
-	pool, err := c.app.connect(ctx)
-	if err != nil {
+	return c.withSchedule(ctx, idOrName, func(pool *pgxpool.Pool, id int64, name string) error {
+		sched, err := c.inserter(pool)
+		if err != nil {
+			return err
+		}
+		var user *int64
+		if c.user != 0 {
+			user = &c.user
+		}
+		jobID, err := sched.RunNow(ctx, id, user)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(c.app.stdout, "enqueued run %d of scheduled job %d (%s)\n", jobID, id, name)
 		return err
-	}
-	defer pool.Close()
-	id, name, err := scheduler.Resolve(ctx, pool, idOrName)
-	if err != nil {
-		return err
-	}
-	sched, err := c.inserter(pool)
-	if err != nil {
-		return err
-	}
-	var user *int64
-	if c.user != 0 {
-		user = &c.user
-	}
-	jobID, err := sched.RunNow(ctx, id, user)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(c.app.stdout, "enqueued run %d of scheduled job %d (%s)\n", jobID, id, name)
-	return err
+	})
+}
+
+// withSchedule resolves an id or name and runs fn with it.
+func (c *jobsCommand) withSchedule(ctx context.Context, idOrName string, fn func(pool *pgxpool.Pool, id int64, name string) error) error {
+	return c.app.withPool(ctx, func(pool *pgxpool.Pool) error {
+		id, name, err := scheduler.Resolve(ctx, pool, idOrName)
+		if err != nil {
+			return err
+		}
+		return fn(pool, id, name)
+	})
 }
 
 // inserter is a scheduler whose River client only inserts.
@@ -225,21 +227,14 @@ func (c *jobsCommand) inserter(pool *pgxpool.Pool) (*scheduler.Scheduler, error)
 
 // SetActive pauses or resumes a schedule.
 func (c *jobsCommand) SetActive(ctx context.Context, idOrName string, active bool) error {
-	pool, err := c.app.connect(ctx)
-	if err != nil {
+	return c.withSchedule(ctx, idOrName, func(pool *pgxpool.Pool, id int64, name string) error {
+		if err := scheduler.SetActive(ctx, pool, id, active); err != nil {
+			return err
+		}
+		verb := map[bool]string{true: "resumed", false: "paused"}[active]
+		_, err := fmt.Fprintf(c.app.stdout, "%s scheduled job %d (%s)\n", verb, id, name)
 		return err
-	}
-	defer pool.Close()
-	id, name, err := scheduler.Resolve(ctx, pool, idOrName)
-	if err != nil {
-		return err
-	}
-	if err := scheduler.SetActive(ctx, pool, id, active); err != nil {
-		return err
-	}
-	verb := map[bool]string{true: "resumed", false: "paused"}[active]
-	_, err = fmt.Fprintf(c.app.stdout, "%s scheduled job %d (%s)\n", verb, id, name)
-	return err
+	})
 }
 
 func writeJSON(w io.Writer, v any) error {

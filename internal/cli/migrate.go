@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
 	"github.com/atis-edu/atis-scheduler/migrations"
@@ -33,12 +34,11 @@ func (c *migrateCommand) command() *cobra.Command {
 
 // Run applies pending migrations and prints what it applied.
 func (c *migrateCommand) Run(ctx context.Context) error {
-	pool, err := c.app.connect(ctx)
-	if err != nil {
+	var applied []migrations.Applied
+	err := c.app.withPool(ctx, func(pool *pgxpool.Pool) (err error) {
+		applied, err = migrations.New(pool, c.app.logger).Up(ctx)
 		return err
-	}
-	defer pool.Close()
-	applied, err := migrations.New(pool, c.app.logger).Up(ctx)
+	})
 	if err != nil {
 		return err
 	}
@@ -56,12 +56,11 @@ func (c *migrateCommand) Run(ctx context.Context) error {
 
 // Status prints one line per migration.
 func (c *migrateCommand) Status(ctx context.Context) error {
-	pool, err := c.app.connect(ctx)
-	if err != nil {
+	var all []migrations.Status
+	err := c.app.withPool(ctx, func(pool *pgxpool.Pool) (err error) {
+		all, err = migrations.New(pool, c.app.logger).Status(ctx)
 		return err
-	}
-	defer pool.Close()
-	all, err := migrations.New(pool, c.app.logger).Status(ctx)
+	})
 	if err != nil {
 		return err
 	}

@@ -55,14 +55,11 @@ lets running jobs finish for up to ATIS_SOFT_STOP_TIMEOUT, cancels the rest
 
 // Run runs the daemon until ctx is cancelled.
 func (c *runCommand) Run(ctx context.Context) error {
-	pool, err := c.app.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	registry, err := newRegistry(c.app.cfg, pool)
-	if err != nil {
-		return err
-	}
-	return daemon.New(c.app.cfg, pool, registry, BuildVersion(), c.app.logger).Run(ctx)
+	return c.app.withPool(ctx, func(pool *pgxpool.Pool) error {
+		registry, err := newRegistry(c.app.cfg, pool)
+		if err != nil {
+			return err
+		}
+		return daemon.New(c.app.cfg, pool, registry, BuildVersion(), c.app.logger).Run(ctx)
+	})
 }

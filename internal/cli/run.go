@@ -11,6 +11,7 @@ import (
 	"github.com/atis-edu/atis-scheduler/internal/config"
 	"github.com/atis-edu/atis-scheduler/internal/daemon"
 	"github.com/atis-edu/atis-scheduler/workers"
+	"github.com/atis-edu/atis-scheduler/workers/licenses"
 )
 
 // newRegistry holds every job class this binary runs, with the configured
@@ -20,6 +21,7 @@ func newRegistry(cfg config.Config, pool *pgxpool.Pool) (*workers.Registry, erro
 		workers.HTTPRequestClass{},
 		workers.NoopClass{},
 		workers.SQLClass{Enabled: cfg.EnableSQLJobs, Pool: pool},
+		licenses.Class{Pool: pool},
 	)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,113 @@
+// Package schedtest runs job classes end to end in tests: a River client
+// with the job_logs Recorder, and manual runs of scheduled_jobs rows whose
+// recorded outcome the test then reads.
+package schedtest
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/scheduler"
+	"github.com/atis-edu/atis-scheduler/workers"
+)
+
+// Harness works jobs of its classes until the test ends.
+type Harness struct {
+	Pool      *pgxpool.Pool
+	Scheduler *scheduler.Scheduler
+}
+
+// Start starts a River client working classes, with the Recorder.
+func Start(tb testing.TB, pool *pgxpool.Pool, classes ...workers.Class) *Harness {
+	tb.Helper()
+	registry, err := workers.NewRegistry(classes...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	riverWorkers, err := registry.RiverWorkers()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		FetchCooldown: 20 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond, Logger: dbtest.Logger(),
+		Middleware: []rivertype.Middleware{scheduler.NewRecorder(pool, registry, dbtest.Logger(), scheduler.RecorderConfig{InstanceID: "test"})},
+		Queues:     map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 5}}, RetryPolicy: scheduler.RetryPolicy{},
+		TestOnly: true, Workers: riverWorkers,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := client.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.StopAndCancel(ctx)
+	})
+	return &Harness{Pool: pool, Scheduler: scheduler.New(pool, client, registry, dbtest.Logger(), scheduler.Config{})}
+}
+
+// Outcome is a finished run's last job_logs row.
+type Outcome struct {
+	Status  string
+	Error   string
+	Result  json.RawMessage
+	Attempt int
+}
+
+// Run inserts a scheduled_jobs row of class with parameters (max_attempts
+// 1), runs it now and waits for its outcome.
+func (h *Harness) Run(tb testing.TB, class string, parameters any) Outcome {
+	tb.Helper()
+	ctx := context.Background()
+	params, err := json.Marshal(parameters)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var id int64
+	if err := h.Pool.QueryRow(ctx, `INSERT INTO scheduled_jobs (name, job_class, cron_expression, parameters, max_attempts, is_active)
+		VALUES ($1, $1, '0 0 1 1 *', $2, 1, false) RETURNING id`, class, params).Scan(&id); err != nil {
+		tb.Fatal(err)
+	}
+	jobID, err := h.Scheduler.RunNow(ctx, id, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h.Wait(tb, jobID)
+}
+
+// Wait waits until River job jobID has a finished job_logs row (up to a
+// minute) and returns it.
+func (h *Harness) Wait(tb testing.TB, jobID int64) Outcome {
+	tb.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		var o Outcome
+		var errMsg *string
+		err := h.Pool.QueryRow(context.Background(), `SELECT status, error_message, result, attempt FROM job_logs
+			WHERE river_job_id = $1 AND status IN ('completed', 'failed', 'cancelled') ORDER BY attempt DESC LIMIT 1`, jobID).
+			Scan(&o.Status, &errMsg, &o.Result, &o.Attempt)
+		if err == nil {
+			if errMsg != nil {
+				o.Error = *errMsg
+			}
+			return o
+		}
+		if err != pgx.ErrNoRows {
+			tb.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.Fatalf("schedtest: run %d did not finish within a minute", jobID)
+	return Outcome{}
+}

@@ -152,7 +152,7 @@ func TestExactlyOnceAcrossReplicas(t *testing.T) {
 		schedules = 25
 		steps     = 30
 	)
-	url := dbtest.NewURL(t)
+	url := ownedDatabase(t)
 	var bs []*bundle
 	start := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 	clk := newClock(start)

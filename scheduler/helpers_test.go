@@ -117,8 +117,19 @@ type setupOpts struct {
 // set to a fixed instant.
 func setup(t *testing.T, opts setupOpts) *bundle {
 	t.Helper()
-	url := dbtest.NewURL(t)
+	url := ownedDatabase(t)
 	return setupOn(t, url, dbtest.Pool(t, url), opts)
+}
+
+// ownedDatabase is a fresh database whose scheduled_jobs these tests own:
+// without the default schedules the migrations add.
+func ownedDatabase(t *testing.T) string {
+	t.Helper()
+	url := dbtest.NewURL(t)
+	pool := dbtest.Pool(t, url)
+	_, err := pool.Exec(context.Background(), "TRUNCATE scheduled_jobs RESTART IDENTITY CASCADE")
+	require.NoError(t, err)
+	return url
 }
 
 func setupOn(t *testing.T, url string, pool *pgxpool.Pool, opts setupOpts) *bundle {

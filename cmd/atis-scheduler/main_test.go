@@ -189,7 +189,7 @@ func TestKilledDaemonIsReconciledOnRestart(t *testing.T) {
 	env := []string{"DATABASE_URL=" + url, "ATIS_ENABLE_SQL_JOBS=true", "ATIS_SOFT_STOP_TIMEOUT=1s"}
 	status := func(attempt int) string {
 		var s string
-		_ = pool.QueryRow(ctx, "SELECT status FROM job_logs WHERE attempt = $1", attempt).Scan(&s)
+		_ = pool.QueryRow(ctx, "SELECT l.status FROM job_logs l JOIN scheduled_jobs j ON j.id = l.scheduled_job_id WHERE j.name = 'slow' AND l.attempt = $1", attempt).Scan(&s)
 		return s
 	}
 
@@ -203,13 +203,13 @@ func TestKilledDaemonIsReconciledOnRestart(t *testing.T) {
 	require.Eventually(t, func() bool { return status(2) == "processing" }, 20*time.Second, 20*time.Millisecond,
 		"the killed run is handed back and runs again")
 	var msg string
-	require.NoError(t, pool.QueryRow(ctx, "SELECT error_message FROM job_logs WHERE attempt = 1").Scan(&msg))
+	require.NoError(t, pool.QueryRow(ctx, "SELECT l.error_message FROM job_logs l JOIN scheduled_jobs j ON j.id = l.scheduled_job_id WHERE j.name = 'slow' AND l.attempt = 1").Scan(&msg))
 	require.Contains(t, msg, "the process working it stopped")
-	require.True(t, dbtest.Scalar[bool](t, pool, "SELECT is_running FROM scheduled_jobs"))
+	require.True(t, dbtest.Scalar[bool](t, pool, "SELECT is_running FROM scheduled_jobs WHERE name = 'slow'"))
 
 	second.stop(t)
 	require.Equal(t, "queued", status(2), "interrupted by the shutdown: back in line, not failed")
-	require.Equal(t, "available", dbtest.Scalar[string](t, pool, "SELECT state::text FROM river_job"))
+	require.Equal(t, "available", dbtest.Scalar[string](t, pool, "SELECT state::text FROM river_job WHERE kind = 'sql'"))
 	require.Zero(t, dbtest.Scalar[int](t, pool, "SELECT count(*) FROM scheduler_instances"), "a clean stop deregisters")
 }
 

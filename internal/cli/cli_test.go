@@ -63,7 +63,8 @@ func TestJobsAdmin(t *testing.T) {
 	ctx := context.Background()
 	url := dbtest.NewURL(t)
 	pool := dbtest.Pool(t, url)
-	_, err := pool.Exec(ctx, `INSERT INTO users DEFAULT VALUES;
+	_, err := pool.Exec(ctx, `TRUNCATE scheduled_jobs RESTART IDENTITY CASCADE; -- this test owns the table
+		INSERT INTO users DEFAULT VALUES;
 		INSERT INTO scheduled_jobs (name, job_class, cron_expression, interval_minutes) VALUES
 			('ping', 'http_request', '*/5 * * * *', NULL),
 			('broken', 'nope', '* * * * *', NULL),
@@ -96,7 +97,7 @@ func TestJobsAdmin(t *testing.T) {
 	t.Run("ValidateTableAndJSON", func(t *testing.T) {
 		out, _, code := execute(t, env, "jobs", "validate")
 		require.Equal(t, cli.ExitFailure, code)
-		require.Equal(t, `error: scheduled job 2 (broken): unknown job class "nope" (known: http_request, noop, sql)
+		require.Equal(t, `error: scheduled job 2 (broken): unknown job class "nope" (known: http_request, license_expiry_check, noop, sql)
 warning: scheduled job 3 (both): both cron_expression "0 * * * *" and interval_minutes 15 are set: the cron expression wins
 `, out)
 

@@ -306,18 +306,21 @@ func (s *Scheduler) fire(ctx context.Context, tx pgx.Tx, r row, now time.Time) (
 	if err != nil {
 		return 0, err
 	}
-	enqueued, skipped := 0, missedSkipped
+	enqueued, overlapped := 0, 0
+	var lags []time.Duration
 	for _, tick := range ticks {
 		if !overlapAllows(r.Overlap, running, waiting) {
-			skipped++
+			overlapped++
 			continue
 		}
 		if _, err := s.enqueueRun(ctx, tx, r, class, tick, nil); err != nil {
 			return 0, err
 		}
+		lags = append(lags, now.Sub(tick))
 		waiting++
 		enqueued++
 	}
+	skipped := overlapped + missedSkipped
 	var nextArg *time.Time
 	if !next.IsZero() {
 		nextArg = new(next.UTC())
@@ -329,12 +332,26 @@ func (s *Scheduler) fire(ctx context.Context, tx pgx.Tx, r row, now time.Time) (
 	if err != nil {
 		return 0, fmt.Errorf("advance next_run_at: %w", err)
 	}
+	if err := s.fault("row_updated"); err != nil {
+		return 0, err
+	}
+	// Observed only now that nothing of the row can fail (the transaction
+	// may still, rarely: the metrics then over-count).
+	for _, lag := range lags {
+		s.cfg.Observer.RunEnqueued(class.Name(), lag)
+	}
+	if overlapped > 0 {
+		s.cfg.Observer.TicksSkipped(class.Name(), "overlap", overlapped)
+	}
+	if missedSkipped > 0 {
+		s.cfg.Observer.TicksSkipped(class.Name(), "misfire", missedSkipped)
+	}
 	if skipped > 0 {
 		s.count(func(st *Stats) { st.Skipped += int64(skipped) })
 		s.logger.InfoContext(ctx, "ticks skipped", slog.Int64("scheduled_job_id", r.ID), slog.String("name", r.Name),
 			slog.Int("skipped", skipped), slog.String("overlap_policy", r.Overlap), slog.String("misfire_policy", r.Misfire))
 	}
-	return enqueued, s.fault("row_updated")
+	return enqueued, nil
 }
 
 // dueTicks lists the ticks of a due row up to now, and returns those to run

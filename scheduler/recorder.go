@@ -47,6 +47,9 @@ type RecorderConfig struct {
 	// InstanceID names this process in performance_metrics.
 	InstanceID string
 
+	// Observer is told of starts, retries and finished runs (metrics). Optional.
+	Observer Observer
+
 	// Stopping reports whether the daemon is shutting down, so that a run it
 	// cancels is recorded as interrupted (River runs it again), not failed.
 	Stopping func() bool
@@ -69,6 +72,9 @@ func NewRecorder(pool *pgxpool.Pool, registry *workers.Registry, logger *slog.Lo
 	cfg.FailureAlertThreshold = cmp.Or(cfg.FailureAlertThreshold, DefaultFailureAlertThreshold)
 	if cfg.Stopping == nil {
 		cfg.Stopping = func() bool { return false }
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	return &Recorder{cfg: cfg, logger: logger.With(slog.String("component", "recorder")), pool: pool, registry: registry}
 }
@@ -109,6 +115,8 @@ func (rec *Recorder) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 		rec.logger.ErrorContext(ctx, "could not record attempt start", slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
 	case busy: // another run of this schedule is being worked: wait, spending no attempt
 		return river.JobSnooze(queueOneWait)
+	case job.Attempt == 1 && !r.args.ScheduledFor.IsZero():
+		rec.cfg.Observer.RunStarted(job.Kind, start.Sub(r.args.ScheduledFor))
 	}
 
 	var result any
@@ -120,6 +128,12 @@ func (rec *Recorder) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 	defer cancel()
 	if rerr := rec.finish(recordCtx, r, o); rerr != nil {
 		rec.logger.ErrorContext(ctx, "could not record attempt result", slog.Int64("job_id", job.ID), slog.String("error", rerr.Error()))
+	}
+	switch {
+	case o.final:
+		rec.cfg.Observer.RunFinished(job.Kind, o.status, o.end.Sub(o.start))
+	case o.status == StatusFailed:
+		rec.cfg.Observer.AttemptRetried(job.Kind)
 	}
 	return err
 }

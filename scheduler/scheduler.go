@@ -59,6 +59,9 @@ type Config struct {
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 
+	// Observer is told what is enqueued and skipped (metrics). Optional.
+	Observer Observer
+
 	// fault, in tests, fails the enqueue at a named step.
 	fault func(step string) error
 }
@@ -72,8 +75,33 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
 	return c
 }
+
+// Observer is told what the scheduler and the Recorder do, for metrics.
+type Observer interface {
+	// RunEnqueued: a run of class was enqueued lag after its due time.
+	RunEnqueued(class string, lag time.Duration)
+	// TicksSkipped: n ticks of class were not run; reason is overlap or misfire.
+	TicksSkipped(class, reason string, n int)
+	// RunStarted: a run's first attempt started lag after its due time.
+	RunStarted(class string, lag time.Duration)
+	// AttemptRetried: a failed attempt will be retried.
+	AttemptRetried(class string)
+	// RunFinished: a run ended with status; its last attempt took took.
+	RunFinished(class, status string, took time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) RunEnqueued(string, time.Duration)         {}
+func (nopObserver) TicksSkipped(string, string, int)          {}
+func (nopObserver) RunStarted(string, time.Duration)          {}
+func (nopObserver) AttemptRetried(string)                     {}
+func (nopObserver) RunFinished(string, string, time.Duration) {}
 
 // Scheduler plans and enqueues the rows of scheduled_jobs.
 type Scheduler struct {
@@ -84,11 +112,12 @@ type Scheduler struct {
 	river    *river.Client[pgx.Tx]
 	wake     chan struct{}
 
-	mu      sync.Mutex
-	backoff map[int64]time.Time // rows whose enqueue failed, retried after
-	cancel  context.CancelFunc
-	done    chan struct{}
-	stats   Stats
+	mu        sync.Mutex
+	backoff   map[int64]time.Time // rows whose enqueue failed, retried after
+	cancel    context.CancelFunc
+	done      chan struct{}
+	lastCycle time.Time
+	stats     Stats
 }
 
 // Stats counts what the scheduler did since it started.
@@ -147,6 +176,14 @@ func (s *Scheduler) Stats() Stats {
 	return s.stats
 }
 
+// LastCycle is when the loop last completed a cycle, successful or not: a
+// loop that stops cycling is wedged (the systemd watchdog watches this).
+func (s *Scheduler) LastCycle() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastCycle
+}
+
 // Wake makes the loop run a cycle now.
 func (s *Scheduler) Wake() {
 	select {
@@ -167,6 +204,9 @@ func (s *Scheduler) loop(ctx context.Context) {
 		}
 		wait := s.cfg.PollInterval
 		res, err := s.Tick(ctx)
+		s.mu.Lock()
+		s.lastCycle = time.Now()
+		s.mu.Unlock()
 		switch {
 		case ctx.Err() != nil:
 			return

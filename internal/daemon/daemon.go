@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/atis-edu/atis-scheduler/internal/config"
 	"github.com/atis-edu/atis-scheduler/internal/httpserver"
+	"github.com/atis-edu/atis-scheduler/internal/metrics"
 	"github.com/atis-edu/atis-scheduler/migrations"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 	"github.com/atis-edu/atis-scheduler/workers"
@@ -42,6 +44,7 @@ type Daemon struct {
 	version  string
 
 	http       *httpserver.Server
+	metrics    *metrics.Metrics
 	reconciler *scheduler.Reconciler
 	river      *river.Client[pgx.Tx]
 	running    atomic.Bool
@@ -79,7 +82,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	var err error
-	d.http, err = httpserver.Listen(d.cfg.HTTPAddr, d.Ready, d.logger)
+	d.http, err = httpserver.Listen(d.cfg.HTTPAddr, d.Ready, d.metrics.Handler(), d.logger)
 	if err != nil {
 		return err
 	}
@@ -107,8 +110,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		slog.String("instance_id", d.id),
 		slog.Int("workers", d.cfg.Workers),
 		slog.Any("job_classes", d.registry.Names()))
+	d.notifySystemd("READY=1\nSTATUS=ready")
+	watchdogDone := d.watchdog(ctx)
 
 	<-ctx.Done()
+	<-watchdogDone
+	d.notifySystemd("STOPPING=1\nSTATUS=stopping")
 	d.running.Store(false)
 	d.stopping.Store(true)
 	d.logger.Info("shutting down: no new jobs; waiting for running jobs",
@@ -126,8 +133,9 @@ func (d *Daemon) build() error {
 	if err != nil {
 		return err
 	}
+	d.metrics = metrics.New(d.pool, d.version)
 	recorder := scheduler.NewRecorder(d.pool, d.registry, d.logger, scheduler.RecorderConfig{
-		FailureAlertThreshold: d.cfg.FailureAlertThreshold, InstanceID: d.id, Stopping: d.stopping.Load,
+		FailureAlertThreshold: d.cfg.FailureAlertThreshold, InstanceID: d.id, Observer: d.metrics, Stopping: d.stopping.Load,
 	})
 	d.river, err = river.NewClient(riverpgxv5.New(d.pool), &river.Config{
 		ID:              d.id,
@@ -143,7 +151,7 @@ func (d *Daemon) build() error {
 		return fmt.Errorf("create river client: %w", err)
 	}
 	d.scheduler = scheduler.New(d.pool, d.river, d.registry, d.logger, scheduler.Config{
-		MisfireGrace: d.cfg.MisfireGrace, PollInterval: d.cfg.PollInterval,
+		MisfireGrace: d.cfg.MisfireGrace, Observer: d.metrics, PollInterval: d.cfg.PollInterval,
 	})
 	d.reconciler = scheduler.NewReconciler(d.pool, d.logger, scheduler.ReconcilerConfig{
 		AlertThreshold: d.cfg.FailureAlertThreshold, InstanceID: d.id, Version: d.version,
@@ -161,6 +169,46 @@ func (d *Daemon) Ready(ctx context.Context) error {
 		return fmt.Errorf("database does not answer: %w", err)
 	}
 	return migrations.New(d.pool, d.logger).Check(ctx)
+}
+
+// notifySystemd tells systemd (Type=notify) about the service's state; a
+// no-op outside systemd.
+func (d *Daemon) notifySystemd(state string) {
+	if _, err := sddaemon.SdNotify(false, state); err != nil {
+		d.logger.Warn("could not notify systemd", slog.String("error", err.Error()))
+	}
+}
+
+// watchdog pings systemd's watchdog (WatchdogSec) at half its interval while
+// the scheduling loop keeps cycling, so that a wedged daemon is restarted.
+// The returned channel closes when ctx ends.
+func (d *Daemon) watchdog(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	interval, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		close(done)
+		return done
+	}
+	stale := max(3*d.cfg.PollInterval, interval)
+	go func() {
+		defer close(done)
+		ticker := time.NewTicker(interval / 2)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+				if time.Since(d.scheduler.LastCycle()) < stale {
+					d.notifySystemd(sddaemon.SdNotifyWatchdog)
+				} else {
+					d.logger.Error("scheduling loop has not cycled: withholding the watchdog ping",
+						slog.Time("last_cycle", d.scheduler.LastCycle()))
+				}
+			}
+		}
+	}()
+	return done
 }
 
 func (d *Daemon) stopRiver() error {

@@ -1,5 +1,5 @@
 // Package httpserver serves the daemon's operational endpoints: /healthz
-// (the process is alive) and /readyz (it can do its work).
+// (the process is alive), /readyz (it can do its work) and /metrics.
 package httpserver
 
 import (
@@ -28,8 +28,9 @@ type Server struct {
 }
 
 // Listen binds addr; Serve then answers on it. Binding first means a bad or
-// busy address fails the start-up, before anything else runs.
-func Listen(addr string, ready ReadyFunc, logger *slog.Logger) (*Server, error) {
+// busy address fails the start-up, before anything else runs. metrics, when
+// not nil, serves /metrics.
+func Listen(addr string, ready ReadyFunc, metrics http.Handler, logger *slog.Logger) (*Server, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on ATIS_HTTP_ADDR=%s: %w", addr, err)
@@ -38,6 +39,9 @@ func Listen(addr string, ready ReadyFunc, logger *slog.Logger) (*Server, error) 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 	s.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }

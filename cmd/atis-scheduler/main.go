@@ -7,6 +7,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// Schedules name IANA zones; embed the zone database so that a scratch
+	// or distroless image without /usr/share/zoneinfo still knows them.
+	_ "time/tzdata"
 
 	"github.com/atis-edu/atis-scheduler/internal/cli"
 )

@@ -171,7 +171,14 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", path, body)
 	}
+	health := run(t, []string{"ATIS_HTTP_ADDR=" + addr}, "healthcheck")
+	require.Equal(t, 0, health.code, health.stderr)
+	require.Equal(t, "ready\n", health.stdout)
+
 	d.stop(t)
+	health = run(t, []string{"ATIS_HTTP_ADDR=" + addr}, "healthcheck")
+	require.Equal(t, cli.ExitFailure, health.code)
+	require.Contains(t, health.stderr, "atis-scheduler: not ready: http://"+addr+"/readyz")
 }
 
 // TestKilledDaemonIsReconciledOnRestart kills a daemon with SIGKILL while it

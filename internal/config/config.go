@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"time"
@@ -42,8 +44,13 @@ type Config struct {
 	DatabaseURL string `env:"DATABASE_URL"`
 
 	// DatabaseURLFile is the content of the file named by DATABASE_URL_FILE
-	// (Docker secrets, systemd credentials); used when DATABASE_URL is empty.
+	// (Docker secrets); used when DATABASE_URL is empty.
 	DatabaseURLFile string `env:"DATABASE_URL_FILE,file"`
+
+	// CredentialsDirectory is systemd's $CREDENTIALS_DIRECTORY; its
+	// credential "database-url" (LoadCredential=) is used when neither
+	// DATABASE_URL nor DATABASE_URL_FILE is set.
+	CredentialsDirectory string `env:"CREDENTIALS_DIRECTORY"`
 
 	// EnableSQLJobs allows the `sql` job class, which lets anyone who can
 	// write scheduled_jobs run SQL as the daemon's role. Defaults to false.
@@ -102,6 +109,13 @@ func Load(environ []string) (Config, error) {
 	var c Config
 	if err := env.ParseWithOptions(&c, env.Options{Environment: vars}); err != nil {
 		return c, explain(err, vars)
+	}
+	if c.DatabaseURL == "" && c.DatabaseURLFile == "" && c.CredentialsDirectory != "" {
+		b, err := os.ReadFile(filepath.Join(c.CredentialsDirectory, "database-url"))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return c, fmt.Errorf("read systemd credential database-url: %w", err)
+		}
+		c.DatabaseURLFile = string(b)
 	}
 	c = c.WithDefaults()
 	return c, c.Validate()

@@ -15,7 +15,7 @@ import (
 func TestLoad(t *testing.T) {
 	t.Parallel()
 
-	secretFile := filepath.Join(t.TempDir(), "db-url")
+	secretFile := filepath.Join(t.TempDir(), "database-url")
 	require.NoError(t, os.WriteFile(secretFile, []byte("postgres://u:s3cret@db/atis\n"), 0o600))
 
 	debug := slog.LevelDebug
@@ -51,6 +51,12 @@ func TestLoad(t *testing.T) {
 		{name: "BadSQLSwitch", env: []string{"ATIS_ENABLE_SQL_JOBS=perhaps"}, wantErr: `ATIS_ENABLE_SQL_JOBS="perhaps" is not a valid boolean`},
 		{name: "BadAliases", env: []string{"ATIS_JOB_CLASS_ALIASES=nonsense"}, wantErr: `ATIS_JOB_CLASS_ALIASES="nonsense" is not a valid list of alias=class pairs`},
 		{name: "ZeroThreshold", env: []string{"ATIS_FAILURE_ALERT_THRESHOLD=-2"}, wantErr: "ATIS_FAILURE_ALERT_THRESHOLD=-2 must be at least 1"},
+		{
+			name: "SystemdCredential",
+			env:  []string{"CREDENTIALS_DIRECTORY=" + filepath.Dir(secretFile)},
+			want: defaults(config.Config{DatabaseURL: "postgres://u:s3cret@db/atis", DatabaseURLFile: "postgres://u:s3cret@db/atis\n",
+				CredentialsDirectory: filepath.Dir(secretFile)}),
+		},
 		{name: "WorkersNotANumber", env: []string{"ATIS_WORKERS=many"}, wantErr: `ATIS_WORKERS="many" is not a valid whole number`},
 		{name: "WorkersNegative", env: []string{"ATIS_WORKERS=-1"}, wantErr: "ATIS_WORKERS=-1 is out of range"},
 		{name: "BadLogFormat", env: []string{"ATIS_LOG_FORMAT=xml"}, wantErr: `ATIS_LOG_FORMAT="xml" is not one of text, json`},

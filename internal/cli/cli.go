@@ -25,6 +25,7 @@ const (
 	ExitUsage       = 2 // bad flags, arguments or configuration
 	ExitUnreachable = 3 // the database could not be reached
 	ExitNotMigrated = 4 // the database lacks tables, columns or migrations
+	ExitNotFound    = 5 // no schedule or run with that id or name
 )
 
 // usageError marks errors in how the command was called.
@@ -45,7 +46,9 @@ func ExitCode(err error) int {
 		return ExitUnreachable
 	case errors.Is(err, migrations.ErrNotReady):
 		return ExitNotMigrated
-	case errors.Is(err, scheduler.ErrNotFound), errors.Is(err, scheduler.ErrAmbiguous):
+	case errors.Is(err, scheduler.ErrNotFound), errors.Is(err, scheduler.ErrRunNotFound):
+		return ExitNotFound
+	case errors.Is(err, scheduler.ErrAmbiguous):
 		return ExitUsage
 	default:
 		return ExitFailure
@@ -100,6 +103,8 @@ override them.`,
 		newHealthcheckCommand(a).command(),
 		newJobsCommand(a).command(),
 		newMigrateCommand(a).command(),
+		newRunsCommand(a).command(),
+		newSyncsCommand(a).command(),
 		newVersionCommand(a).command(),
 	)
 	return root

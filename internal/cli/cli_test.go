@@ -134,7 +134,7 @@ warning: scheduled job 3 (both): both cron_expression "0 * * * *" and interval_m
 		require.Equal(t, cli.ExitUsage, code)
 		require.Contains(t, errOut, `several scheduled jobs have this name "twin" (ids [4 5]): use an id`)
 		_, errOut, code = execute(t, env, "jobs", "pause", "999")
-		require.Equal(t, cli.ExitUsage, code)
+		require.Equal(t, cli.ExitNotFound, code)
 		require.Contains(t, errOut, "no such scheduled job: 999")
 		_, errOut, code = execute(t, env, "jobs", "run", "broken")
 		require.Equal(t, cli.ExitFailure, code)

@@ -2,10 +2,8 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -235,33 +233,4 @@ func (c *jobsCommand) SetActive(ctx context.Context, idOrName string, active boo
 		_, err := fmt.Fprintf(c.app.stdout, "%s scheduled job %d (%s)\n", verb, id, name)
 		return err
 	})
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func yesNo(b bool) string { return map[bool]string{true: "yes", false: "no"}[b] }
-
-func timeOrDash(t *time.Time) string {
-	if t == nil {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-func strOrDash(s *string) string {
-	if s == nil || *s == "" {
-		return "-"
-	}
-	return strings.ReplaceAll(*s, "\n", " ")
-}
-
-func truncate(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }

@@ -86,16 +86,18 @@ func (h *Harness) Run(tb testing.TB, class string, parameters any) Outcome {
 	return h.Wait(tb, jobID)
 }
 
-// Wait waits until River job jobID has a finished job_logs row (up to a
-// minute) and returns it.
+// Wait waits until the run of River job jobID is over (it has job_logs rows
+// and none is queued or processing; up to a minute) and returns its last
+// attempt.
 func (h *Harness) Wait(tb testing.TB, jobID int64) Outcome {
 	tb.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for time.Now().Before(deadline) {
 		var o Outcome
 		var errMsg *string
-		err := h.Pool.QueryRow(context.Background(), `SELECT status, error_message, result, attempt FROM job_logs
-			WHERE river_job_id = $1 AND status IN ('completed', 'failed', 'cancelled') ORDER BY attempt DESC LIMIT 1`, jobID).
+		err := h.Pool.QueryRow(context.Background(), `SELECT status, error_message, result, attempt FROM job_logs l
+			WHERE river_job_id = $1 AND NOT EXISTS (SELECT 1 FROM job_logs WHERE river_job_id = $1 AND status IN ('queued', 'processing'))
+			ORDER BY attempt DESC LIMIT 1`, jobID).
 			Scan(&o.Status, &errMsg, &o.Result, &o.Attempt)
 		if err == nil {
 			if errMsg != nil {

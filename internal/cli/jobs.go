@@ -133,7 +133,7 @@ func (c *jobsCommand) List(ctx context.Context) error {
 func (c *jobsCommand) Validate(ctx context.Context) error {
 	var problems []scheduler.Problem
 	err := c.app.withPool(ctx, func(pool *pgxpool.Pool) error {
-		registry, err := newRegistry(c.app.cfg, pool)
+		registry, err := newRegistry(c.app.cfg, pool, nil, c.app.logger)
 		if err != nil {
 			return err
 		}
@@ -208,7 +208,7 @@ func (c *jobsCommand) withSchedule(ctx context.Context, idOrName string, fn func
 
 // inserter is a scheduler whose River client only inserts.
 func (c *jobsCommand) inserter(pool *pgxpool.Pool) (*scheduler.Scheduler, error) {
-	registry, err := newRegistry(c.app.cfg, pool)
+	registry, err := newRegistry(c.app.cfg, pool, nil, c.app.logger)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -10,18 +11,27 @@ import (
 
 	"github.com/atis-edu/atis-scheduler/internal/config"
 	"github.com/atis-edu/atis-scheduler/internal/daemon"
+	"github.com/atis-edu/atis-scheduler/internal/metrics"
 	"github.com/atis-edu/atis-scheduler/workers"
 	"github.com/atis-edu/atis-scheduler/workers/licenses"
+	"github.com/atis-edu/atis-scheduler/workers/links"
+	"github.com/atis-edu/atis-scheduler/workers/retention"
 )
 
 // newRegistry holds every job class this binary runs, with the configured
-// aliases.
-func newRegistry(cfg config.Config, pool *pgxpool.Pool) (*workers.Registry, error) {
+// aliases; m (optional) receives the classes' own metrics.
+func newRegistry(cfg config.Config, pool *pgxpool.Pool, m *metrics.Metrics, logger *slog.Logger) (*workers.Registry, error) {
+	purge := retention.Class{ArchiveDir: cfg.ArchiveDir, Logger: logger, Pool: pool}
+	if m != nil {
+		purge.Observer = m
+	}
 	registry, err := workers.NewRegistry(
 		workers.HTTPRequestClass{},
 		workers.NoopClass{},
 		workers.SQLClass{Enabled: cfg.EnableSQLJobs, Pool: pool},
 		licenses.Class{Pool: pool},
+		links.Class{Pool: pool},
+		purge,
 	)
 	if err != nil {
 		return nil, err
@@ -58,10 +68,11 @@ lets running jobs finish for up to ATIS_SOFT_STOP_TIMEOUT, cancels the rest
 // Run runs the daemon until ctx is cancelled.
 func (c *runCommand) Run(ctx context.Context) error {
 	return c.app.withPool(ctx, func(pool *pgxpool.Pool) error {
-		registry, err := newRegistry(c.app.cfg, pool)
+		m := metrics.New(pool, BuildVersion())
+		registry, err := newRegistry(c.app.cfg, pool, m, c.app.logger)
 		if err != nil {
 			return err
 		}
-		return daemon.New(c.app.cfg, pool, registry, BuildVersion(), c.app.logger).Run(ctx)
+		return daemon.New(c.app.cfg, pool, registry, m, BuildVersion(), c.app.logger).Run(ctx)
 	})
 }

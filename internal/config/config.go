@@ -47,6 +47,11 @@ type Config struct {
 	// (Docker secrets); used when DATABASE_URL is empty.
 	DatabaseURLFile string `env:"DATABASE_URL_FILE,file"`
 
+	// ArchiveDir is where log retention archives rows before deleting them
+	// (gzip JSON lines under <dir>/<table>/), unless a run's parameters say
+	// otherwise. Defaults to none: no archive.
+	ArchiveDir string `env:"ATIS_ARCHIVE_DIR"`
+
 	// CredentialsDirectory is systemd's $CREDENTIALS_DIRECTORY; its
 	// credential "database-url" (LoadCredential=) is used when neither
 	// DATABASE_URL nor DATABASE_URL_FILE is set.
@@ -150,6 +155,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 || c.Workers > 10000 {
 		return fmt.Errorf("ATIS_WORKERS=%d is out of range: it must be between 1 and 10000", c.Workers)
+	}
+	if c.ArchiveDir != "" && !filepath.IsAbs(c.ArchiveDir) {
+		return fmt.Errorf("ATIS_ARCHIVE_DIR=%q must be an absolute path", c.ArchiveDir)
 	}
 	if c.FailureAlertThreshold < 1 {
 		return fmt.Errorf("ATIS_FAILURE_ALERT_THRESHOLD=%d must be at least 1", c.FailureAlertThreshold)

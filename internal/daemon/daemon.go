@@ -52,9 +52,10 @@ type Daemon struct {
 	stopping   atomic.Bool
 }
 
-// New returns a daemon that runs the classes of registry on pool.
-func New(cfg config.Config, pool *pgxpool.Pool, registry *workers.Registry, version string, logger *slog.Logger) *Daemon {
-	return &Daemon{cfg: cfg.WithDefaults(), id: InstanceID(), logger: logger, pool: pool, registry: registry, version: version}
+// New returns a daemon that runs the classes of registry on pool and
+// exports m.
+func New(cfg config.Config, pool *pgxpool.Pool, registry *workers.Registry, m *metrics.Metrics, version string, logger *slog.Logger) *Daemon {
+	return &Daemon{cfg: cfg.WithDefaults(), id: InstanceID(), logger: logger, metrics: m, pool: pool, registry: registry, version: version}
 }
 
 // InstanceID names this process: host, pid and a random suffix. It is also
@@ -133,7 +134,6 @@ func (d *Daemon) build() error {
 	if err != nil {
 		return err
 	}
-	d.metrics = metrics.New(d.pool, d.version)
 	recorder := scheduler.NewRecorder(d.pool, d.registry, d.logger, scheduler.RecorderConfig{
 		FailureAlertThreshold: d.cfg.FailureAlertThreshold, InstanceID: d.id, Observer: d.metrics, Stopping: d.stopping.Load,
 	})

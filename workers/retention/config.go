@@ -1,0 +1,97 @@
+package retention
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+type days struct {
+	days   int
+	source string // parameters, system_configs, global_settings or default
+}
+
+// resolveDays finds each target's days to keep: parameters, else
+// system_configs key retention.<table>.days (scope global), else
+// platform.global_settings key retention.<table>.days, else the default.
+// A malformed value leaves its table out and is returned as an error.
+func resolveDays(ctx context.Context, pool *pgxpool.Pool, params map[string]json.RawMessage) (map[string]days, []string) {
+	out := map[string]days{}
+	var errs []string
+	keys := make([]string, len(Targets))
+	for i, t := range Targets {
+		keys[i] = "retention." + t.Name + ".days"
+	}
+	configs, err := readSettings(ctx, pool, `SELECT DISTINCT ON (config_key) config_key, config_value FROM system_configs
+		WHERE config_key = ANY($1) AND scope = 'global' ORDER BY config_key, updated_at DESC NULLS LAST, id DESC`, keys)
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	settings, err := readSettings(ctx, pool, `SELECT key, value FROM platform.global_settings
+		WHERE key = ANY($1) AND deleted_at IS NULL`, keys)
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	for _, t := range Targets {
+		key := "retention." + t.Name + ".days"
+		var raw json.RawMessage
+		var source, where string
+		switch {
+		case params[t.Name] != nil:
+			raw, source, where = params[t.Name], "parameters", "parameters tables."+t.Name
+		case configs[key] != nil:
+			raw, source, where = configs[key], "system_configs", "system_configs "+key
+		case settings[key] != nil:
+			raw, source, where = settings[key], "global_settings", "platform.global_settings "+key
+		default:
+			out[t.Name] = days{days: t.DefaultDays, source: "default"}
+			continue
+		}
+		d, err := parseDays(raw)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v; %s was not purged", where, err, t.Name))
+			continue
+		}
+		out[t.Name] = days{days: d, source: source}
+	}
+	return out, errs
+}
+
+func readSettings(ctx context.Context, pool *pgxpool.Pool, sql string, keys []string) (map[string]json.RawMessage, error) {
+	rows, err := pool.Query(ctx, sql, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read retention settings: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]json.RawMessage{}
+	for rows.Next() {
+		var k string
+		var v json.RawMessage
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, rows.Err()
+}
+
+// parseDays reads whole days to keep: a JSON number, a string holding one,
+// or either wrapped in {"value": …}. 0 keeps forever.
+func parseDays(raw json.RawMessage) (int, error) {
+	var wrapped struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if json.Unmarshal(raw, &wrapped) == nil && len(wrapped.Value) > 0 {
+		raw = wrapped.Value
+	}
+	text := strings.Trim(strings.TrimSpace(string(raw)), `"`)
+	n, err := strconv.Atoi(text)
+	if err != nil || n < 0 || n > 36500 {
+		return 0, fmt.Errorf("expected whole days to keep (0 keeps forever), got %s", raw)
+	}
+	return n, nil
+}

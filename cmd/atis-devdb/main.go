@@ -35,6 +35,7 @@ func run() (int, error) {
 	dir := flag.String("dir", "", "keep the cluster in `DIR` (created on first use, fsync on); default: a throwaway one")
 	envName := flag.String("env", "DATABASE_URL", "`NAME` of the variable that receives the cluster's URL")
 	database := flag.String("database", "atis", "database to create (if absent) and point the URL at")
+	durable := flag.Bool("durable", false, "keep fsync and synchronous commit on even for a throwaway cluster (benchmarks: figures like production's)")
 	flag.Parse()
 	if flag.NArg() == 0 {
 		flag.Usage()
@@ -46,7 +47,7 @@ func run() (int, error) {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cluster, err := localpg.Start(ctx, localpg.Options{Dir: *dir, Durable: *dir != ""})
+	cluster, err := localpg.Start(ctx, localpg.Options{Dir: *dir, Durable: *durable || *dir != ""})
 	cancel()
 	if err != nil {
 		return 1, err

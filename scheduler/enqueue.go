@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -418,44 +419,100 @@ type runMetadata struct {
 	ScheduledJobName  string `json:"scheduled_job_name,omitempty"`
 }
 
-// enqueueRun inserts one River job and its queued attempt-1 job_logs row,
-// and returns the job's id.
+// enqueueRun enqueues one run of row r.
 func (s *Scheduler) enqueueRun(ctx context.Context, tx pgx.Tx, r row, class workers.Class, scheduledFor time.Time, executedBy *int64) (int64, error) {
-	args := workers.Args{ExecutedBy: executedBy, Parameters: r.Parameters, ScheduledFor: scheduledFor.UTC(), ScheduledJobID: r.ID}
-	meta := runMetadata{JobClass: r.JobClass, OverlapPolicy: r.Overlap, ScheduledJobName: r.Name}
-	delay := int64(5 * 60) // the seed's default retry_delay_minutes
-	if r.RetryDelay != nil {
-		delay = int64(*r.RetryDelay) * 60
-	}
-	meta.RetryDelaySeconds = &delay
-	metaJSON, err := json.Marshal(meta)
-	if err != nil {
-		return 0, err
-	}
 	maxAttempts := 1 // the seed's default max_attempts
 	if r.MaxAttempts != nil {
 		maxAttempts = int(*r.MaxAttempts)
 	}
-	res, err := s.river.InsertTx(ctx, tx, workers.InsertArgs(class.Name(), args), &river.InsertOpts{
-		MaxAttempts: maxAttempts, Metadata: metaJSON, Queue: s.cfg.Queue,
+	delay := 5 * time.Minute // the seed's default retry_delay_minutes
+	if r.RetryDelay != nil {
+		delay = time.Duration(*r.RetryDelay) * time.Minute
+	}
+	id, err := Enqueue(ctx, tx, s.river, NewRun{
+		Args:             workers.Args{ExecutedBy: executedBy, Parameters: r.Parameters, ScheduledFor: scheduledFor.UTC(), ScheduledJobID: r.ID},
+		Class:            class.Name(),
+		JobClass:         r.JobClass,
+		MaxAttempts:      maxAttempts,
+		OverlapPolicy:    r.Overlap,
+		Queue:            s.cfg.Queue,
+		Redacted:         s.registry.Redact(r.JobClass, r.Parameters),
+		RetryDelay:       delay,
+		ScheduledJobName: r.Name,
+		afterInsert:      func() error { return s.fault("river_inserted") },
+	})
+	if err != nil {
+		return 0, err
+	}
+	return id, s.fault("job_log_inserted")
+}
+
+// NewRun is a run to enqueue with Enqueue.
+type NewRun struct {
+	// Args are the run's arguments (ScheduledJobID 0 for a run of no schedule).
+	Args workers.Args
+	// Class is the River kind: the canonical class name.
+	Class string
+	// JobClass is the class as the schedule names it (an alias, maybe), for
+	// job_logs. Defaults to Class.
+	JobClass string
+	// MaxAttempts defaults to 1.
+	MaxAttempts int
+	// OverlapPolicy governs whether the run waits for another of its
+	// schedule (skip, queue_one) or not (allow, the default without one).
+	OverlapPolicy string
+	// Queue defaults to River's default queue.
+	Queue string
+	// Redacted are the parameters as job_logs may show them. Defaults to
+	// Args.Parameters.
+	Redacted json.RawMessage
+	// RetryDelay is the wait before a retry.
+	RetryDelay time.Duration
+	// ScheduledJobName names the schedule, if any.
+	ScheduledJobName string
+
+	afterInsert func() error // tests: a failure between the two inserts
+}
+
+// Enqueue inserts, in tx, one River job and its queued attempt-1 job_logs
+// row, and returns the job's id. Every run, scheduled, manual or dispatched,
+// goes through it.
+func Enqueue(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], run NewRun) (int64, error) {
+	delay := int64(run.RetryDelay / time.Second)
+	meta, err := json.Marshal(runMetadata{JobClass: cmp.Or(run.JobClass, run.Class), OverlapPolicy: run.OverlapPolicy,
+		RetryDelaySeconds: &delay, ScheduledJobName: run.ScheduledJobName})
+	if err != nil {
+		return 0, err
+	}
+	res, err := client.InsertTx(ctx, tx, workers.InsertArgs(run.Class, run.Args), &river.InsertOpts{
+		MaxAttempts: max(run.MaxAttempts, 1), Metadata: meta, Queue: cmp.Or(run.Queue, river.QueueDefault),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("insert river job: %w", err)
 	}
-	if err := s.fault("river_inserted"); err != nil {
-		return 0, err
+	if run.afterInsert != nil {
+		if err := run.afterInsert(); err != nil {
+			return 0, err
+		}
 	}
-	payload, err := json.Marshal(workers.Args{ExecutedBy: executedBy, Parameters: s.registry.Redact(r.JobClass, r.Parameters),
-		ScheduledFor: scheduledFor.UTC(), ScheduledJobID: r.ID})
+	shown := run.Args
+	if run.Redacted != nil {
+		shown.Parameters = run.Redacted
+	}
+	payload, err := json.Marshal(shown)
 	if err != nil {
 		return 0, err
 	}
+	var scheduledJobID *int64
+	if run.Args.ScheduledJobID != 0 {
+		scheduledJobID = &run.Args.ScheduledJobID
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, scheduled_job_id, executed_by)
 		VALUES ($1, $2, $3, $4, 1, 'queued', $5, $6, $7)`,
-		fmt.Sprint(res.Job.ID), res.Job.ID, r.JobClass, res.Job.Queue, payload, r.ID, executedBy); err != nil {
+		fmt.Sprint(res.Job.ID), res.Job.ID, cmp.Or(run.JobClass, run.Class), res.Job.Queue, payload, scheduledJobID, run.Args.ExecutedBy); err != nil {
 		return 0, fmt.Errorf("insert job_logs row: %w", err)
 	}
-	return res.Job.ID, s.fault("job_log_inserted")
+	return res.Job.ID, nil
 }
 
 // ErrNotFound is returned by RunNow for an unknown schedule.

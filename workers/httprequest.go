@@ -72,7 +72,7 @@ func (HTTPRequestClass) Redact(params json.RawMessage) json.RawMessage {
 		}
 	}
 	if s, ok := m["url"].(string); ok {
-		m["url"] = redactURL(s)
+		m["url"] = RedactURL(s)
 	}
 	out, _ := json.Marshal(m)
 	return out
@@ -132,7 +132,7 @@ func (w *httpRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 	req.Header.Set("User-Agent", "atis-scheduler")
 	start := time.Now()
 	resp, err := w.client.Do(req)
-	target := p.Method + " " + redactURL(p.URL)
+	target := p.Method + " " + RedactURL(p.URL)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("http_request: %s: no answer within %s", target, p.timeout)
@@ -164,7 +164,7 @@ func parseHTTPRequestParams(raw json.RawMessage) (*httpRequestParams, error) {
 	case p.URL == "":
 		return nil, errors.New(`http_request parameters: "url" is required`)
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return nil, fmt.Errorf(`http_request parameters: "url" %q is not an absolute http(s) URL`, redactURL(p.URL))
+		return nil, fmt.Errorf(`http_request parameters: "url" %q is not an absolute http(s) URL`, RedactURL(p.URL))
 	}
 	p.Method = strings.ToUpper(cmp.Or(p.Method, http.MethodGet))
 	if strings.ContainsAny(p.Method, " \t\r\n/") {
@@ -222,8 +222,8 @@ func isJSONString(raw json.RawMessage) bool {
 	return json.Unmarshal(raw, &s) == nil
 }
 
-// redactURL drops credentials and query values from a URL for display.
-func redactURL(raw string) string {
+// RedactURL drops credentials and query values from a URL, for messages.
+func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparseable URL)"
@@ -245,5 +245,5 @@ func redactErr(err error, rawURL string) string {
 	if errors.As(err, &uerr) {
 		err = uerr.Err
 	}
-	return strings.ReplaceAll(err.Error(), rawURL, redactURL(rawURL))
+	return strings.ReplaceAll(err.Error(), rawURL, RedactURL(rawURL))
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/atis-edu/atis-scheduler/integrations"
+	"github.com/atis-edu/atis-scheduler/integrations/httpjson"
 	"github.com/atis-edu/atis-scheduler/internal/config"
 	"github.com/atis-edu/atis-scheduler/internal/daemon"
 	"github.com/atis-edu/atis-scheduler/internal/metrics"
@@ -22,8 +24,10 @@ import (
 // aliases; m (optional) receives the classes' own metrics.
 func newRegistry(cfg config.Config, pool *pgxpool.Pool, m *metrics.Metrics, logger *slog.Logger) (*workers.Registry, error) {
 	purge := retention.Class{ArchiveDir: cfg.ArchiveDir, Logger: logger, Pool: pool}
+	engine := &integrations.Engine{Logger: logger, Pool: pool, Providers: integrations.Providers{"http_json": httpjson.Provider{}}}
 	if m != nil {
 		purge.Observer = m
+		engine.Observer = m
 	}
 	registry, err := workers.NewRegistry(
 		workers.HTTPRequestClass{},
@@ -32,6 +36,8 @@ func newRegistry(cfg config.Config, pool *pgxpool.Pool, m *metrics.Metrics, logg
 		licenses.Class{Pool: pool},
 		links.Class{Pool: pool},
 		purge,
+		integrations.SyncClass{Engine: engine},
+		integrations.DispatchClass{Engine: engine},
 	)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,145 @@
+package integrations
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/atis-edu/atis-scheduler/scheduler"
+	"github.com/atis-edu/atis-scheduler/workers"
+)
+
+// DispatchClass is the `integration_dispatch` job class: it enqueues an
+// integration_sync for every enabled integration whose sync_frequency
+// (hourly, daily, weekly, or a cron expression, read in UTC) has come round
+// since its last sync, unless a sync of it is already queued or running. A
+// migration schedules it every minute. It takes no parameters.
+type DispatchClass struct{ Engine *Engine }
+
+// DispatchArgs are the River args of an integration_dispatch run.
+type DispatchArgs struct{ workers.Args }
+
+// Kind is the River job kind.
+func (DispatchArgs) Kind() string { return "integration_dispatch" }
+
+// Name implements workers.Class.
+func (DispatchClass) Name() string { return DispatchArgs{}.Kind() }
+
+// ValidateParameters accepts none.
+func (DispatchClass) ValidateParameters(raw json.RawMessage) error {
+	var p struct{}
+	return workers.DecodeParameters("integration_dispatch", raw, &p)
+}
+
+// AddWorker implements workers.Class.
+func (c DispatchClass) AddWorker(w *river.Workers) error {
+	return river.AddWorkerSafely(w, &dispatchWorker{engine: c.Engine})
+}
+
+type dispatchWorker struct {
+	river.WorkerDefaults[DispatchArgs]
+	engine *Engine
+}
+
+func (w *dispatchWorker) Work(ctx context.Context, _ *river.Job[DispatchArgs]) error {
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	res, err := w.engine.Dispatch(ctx, client, time.Now())
+	workers.SetResult(ctx, res)
+	return err
+}
+
+// DispatchResult is what one dispatch did.
+type DispatchResult struct {
+	Enqueued []int64          `json:"enqueued"`
+	Busy     []int64          `json:"busy,omitempty"`
+	NotDue   int              `json:"not_due"`
+	Errors   map[int64]string `json:"errors,omitempty"`
+}
+
+// Dispatch enqueues the due syncs in one transaction. Integrations are
+// locked with SKIP LOCKED, so two dispatches at once never enqueue one
+// integration twice; one whose sync is queued or running is left alone.
+func (e *Engine) Dispatch(ctx context.Context, client *river.Client[pgx.Tx], now time.Time) (DispatchResult, error) {
+	res := DispatchResult{Enqueued: []int64{}, Errors: map[int64]string{}}
+	err := pgx.BeginFunc(ctx, e.Pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT i.id, i.sync_frequency,
+				greatest(i.last_sync_at, (SELECT max(l.start_time) FROM integration_sync_logs l WHERE l.integration_id = i.id)),
+				EXISTS (SELECT 1 FROM job_logs j WHERE j.job_class = 'integration_sync' AND j.status IN ('queued', 'processing')
+					AND j.payload->'parameters'->>'integration_id' = i.id::text)
+			FROM integrations i WHERE coalesce(i.is_enabled, false) AND nullif(trim(i.sync_frequency), '') IS NOT NULL
+			ORDER BY i.id FOR UPDATE OF i SKIP LOCKED`)
+		if err != nil {
+			return err
+		}
+		type candidate struct {
+			id       int64
+			freq     string
+			lastSync *time.Time
+			busy     bool
+		}
+		cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (candidate, error) {
+			var c candidate
+			return c, r.Scan(&c.id, &c.freq, &c.lastSync, &c.busy)
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range cands {
+			due, err := isDue(c.freq, c.lastSync, now)
+			switch {
+			case err != nil:
+				res.Errors[c.id] = err.Error()
+			case !due:
+				res.NotDue++
+			case c.busy:
+				res.Busy = append(res.Busy, c.id)
+			default:
+				params, _ := json.Marshal(SyncParams{IntegrationID: c.id})
+				if _, err := scheduler.Enqueue(ctx, tx, client, scheduler.NewRun{
+					Args:          workers.Args{Parameters: params, ScheduledFor: now.UTC()},
+					Class:         SyncArgs{}.Kind(),
+					MaxAttempts:   3,
+					OverlapPolicy: scheduler.OverlapAllow,
+					RetryDelay:    time.Minute,
+				}); err != nil {
+					return fmt.Errorf("enqueue sync of integration %d: %w", c.id, err)
+				}
+				res.Enqueued = append(res.Enqueued, c.id)
+			}
+		}
+		return nil
+	})
+	if len(res.Errors) == 0 {
+		res.Errors = nil
+	}
+	return res, err
+}
+
+// isDue reports whether a sync_frequency has come round since the last
+// sync (or sync attempt); never synced is due.
+func isDue(freq string, last *time.Time, now time.Time) (bool, error) {
+	var next func(time.Time) time.Time
+	switch f := strings.ToLower(strings.TrimSpace(freq)); f {
+	case "hourly":
+		next = func(t time.Time) time.Time { return t.Add(time.Hour) }
+	case "daily":
+		next = func(t time.Time) time.Time { return t.Add(24 * time.Hour) }
+	case "weekly":
+		next = func(t time.Time) time.Time { return t.Add(7 * 24 * time.Hour) }
+	default:
+		sched, err := scheduler.ParseCron(freq, time.UTC)
+		if err != nil {
+			return false, fmt.Errorf("sync_frequency %q is not hourly, daily, weekly or a cron expression: %w", freq, err)
+		}
+		next = sched.Next
+	}
+	if last == nil {
+		return true, nil
+	}
+	return !next(*last).After(now), nil
+}

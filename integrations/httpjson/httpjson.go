@@ -1,0 +1,412 @@
+// Package httpjson is the `http_json` integration provider: a generic pull
+// of records from a REST API that answers JSON, with page, offset, cursor,
+// Link-header or no pagination.
+package httpjson
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/tidwall/gjson"
+	"github.com/tomnomnom/linkheader"
+
+	"github.com/atis-edu/atis-scheduler/integrations"
+	"github.com/atis-edu/atis-scheduler/workers"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxPageBytes = 64 << 20
+	DefaultMaxPages     = 100_000
+	DefaultMaxRetries   = 4
+	DefaultPageSize     = 100
+	DefaultTimeout      = 30 * time.Second
+	maxRetryAfter       = 5 * time.Minute
+)
+
+// Config is the integration's config column for http_json.
+type Config struct {
+	BaseURL           string            `json:"base_url"`
+	Headers           map[string]string `json:"headers"`
+	IDField           string            `json:"id_field"`
+	MaxPageBytes      int64             `json:"max_page_bytes"`
+	MaxPages          int               `json:"max_pages"`
+	MaxRetries        *int              `json:"max_retries"`
+	Pagination        Pagination        `json:"pagination"`
+	RecordsPath       string            `json:"records_path"`
+	TimeoutSeconds    int               `json:"timeout_seconds"`
+	UpdatedSinceParam string            `json:"updated_since_param"`
+}
+
+// Pagination says how to ask for the next page.
+type Pagination struct {
+	// Type is page, offset, cursor, link or none (the default).
+	Type string `json:"type"`
+
+	PageParam string `json:"page_param"`
+	SizeParam string `json:"size_param"`
+	PageSize  int    `json:"page_size"`
+
+	OffsetParam string `json:"offset_param"`
+	LimitParam  string `json:"limit_param"`
+	Limit       int    `json:"limit"`
+
+	CursorParam    string `json:"cursor_param"`
+	NextCursorPath string `json:"next_cursor_path"`
+}
+
+// credentials is the integration's credentials column.
+type credentials struct {
+	Type     string `json:"type"`
+	Token    string `json:"token"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Header   string `json:"header"`
+	Value    string `json:"value"`
+}
+
+// Provider is the http_json provider.
+type Provider struct{}
+
+// supportedTypes are the integration types whose data is records to pull.
+var supportedTypes = []string{"api", "lms", "data_import", "calendar", "storage"}
+
+// Supports implements integrations.Provider.
+func (Provider) Supports(integrationType string, raw json.RawMessage) (bool, bool) {
+	cfg, err := parseConfig(raw)
+	return slices.Contains(supportedTypes, integrationType), err == nil && cfg.UpdatedSinceParam != ""
+}
+
+func parseConfig(raw json.RawMessage) (Config, error) {
+	var c Config
+	if len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return c, fmt.Errorf("http_json config: %w", err)
+		}
+	}
+	u, err := url.Parse(c.BaseURL)
+	switch {
+	case c.BaseURL == "":
+		return c, errors.New(`http_json config: "base_url" is required`)
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return c, fmt.Errorf(`http_json config: "base_url" %q is not an absolute http(s) URL`, workers.RedactURL(c.BaseURL))
+	case c.IDField == "":
+		return c, errors.New(`http_json config: "id_field" is required`)
+	case c.TimeoutSeconds < 0, c.MaxPageBytes < 0, c.MaxPages < 0, c.MaxRetries != nil && *c.MaxRetries < 0:
+		return c, errors.New("http_json config: timeout_seconds, max_page_bytes, max_pages and max_retries must not be negative")
+	}
+	p := &c.Pagination
+	switch p.Type {
+	case "", "none", "link":
+	case "page":
+		p.PageParam, p.SizeParam, p.PageSize = cmp.Or(p.PageParam, "page"), cmp.Or(p.SizeParam, "per_page"), cmp.Or(p.PageSize, DefaultPageSize)
+	case "offset":
+		p.OffsetParam, p.LimitParam, p.Limit = cmp.Or(p.OffsetParam, "offset"), cmp.Or(p.LimitParam, "limit"), cmp.Or(p.Limit, DefaultPageSize)
+	case "cursor":
+		if p.CursorParam == "" || p.NextCursorPath == "" {
+			return c, errors.New(`http_json config: cursor pagination needs "cursor_param" and "next_cursor_path"`)
+		}
+	default:
+		return c, fmt.Errorf(`http_json config: pagination type %q is not one of page, offset, cursor, link, none`, p.Type)
+	}
+	c.MaxPageBytes = cmp.Or(c.MaxPageBytes, DefaultMaxPageBytes)
+	c.MaxPages = cmp.Or(c.MaxPages, DefaultMaxPages)
+	return c, nil
+}
+
+func parseCredentials(raw json.RawMessage) (credentials, error) {
+	var c credentials
+	if len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &c); err != nil {
+			// The value is never quoted: it holds secrets.
+			return c, errors.New("http_json credentials: not a JSON object of the expected shape")
+		}
+	}
+	switch c.Type {
+	case "", "none":
+	case "bearer":
+		if c.Token == "" {
+			return c, errors.New(`http_json credentials: bearer needs "token"`)
+		}
+	case "basic":
+		if c.Username == "" {
+			return c, errors.New(`http_json credentials: basic needs "username" and "password"`)
+		}
+	case "api_key":
+		if c.Header == "" || c.Value == "" {
+			return c, errors.New(`http_json credentials: api_key needs "header" and "value"`)
+		}
+	default:
+		return c, fmt.Errorf("http_json credentials: type %q is not one of bearer, basic, api_key, none", c.Type)
+	}
+	return c, nil
+}
+
+func (c credentials) apply(h http.Header) {
+	switch c.Type {
+	case "bearer":
+		h.Set("Authorization", "Bearer "+c.Token)
+	case "basic":
+		req := http.Request{Header: h}
+		req.SetBasicAuth(c.Username, c.Password)
+	case "api_key":
+		h.Set(c.Header, c.Value)
+	}
+}
+
+// Fetch implements integrations.Provider.
+func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit func(integrations.Page) error) error {
+	cfg, err := parseConfig(req.Config)
+	if err != nil {
+		return err
+	}
+	creds, err := parseCredentials(req.Credentials)
+	if err != nil {
+		return err
+	}
+	timeout := time.Duration(cmp.Or(cfg.TimeoutSeconds, int(DefaultTimeout/time.Second))) * time.Second
+	perAttempt := *req.Client // its transport (rate limit, counting) is shared
+	perAttempt.Timeout = timeout
+	client := retryablehttp.NewClient()
+	client.HTTPClient = &perAttempt
+	client.Logger = nil
+	client.RetryMax = DefaultMaxRetries
+	if cfg.MaxRetries != nil {
+		client.RetryMax = *cfg.MaxRetries
+	}
+	client.RetryWaitMin, client.RetryWaitMax = 200*time.Millisecond, 10*time.Second
+	client.Backoff = backoff
+	client.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	f := &fetcher{cfg: cfg, creds: creds, client: client, timeout: timeout}
+
+	next, err := f.firstURL(req)
+	if err != nil {
+		return err
+	}
+	for page := 1; next != ""; page++ {
+		if page > cfg.MaxPages {
+			return fmt.Errorf("page %d: more than max_pages (%d) pages: stopping (does the pagination loop?)", page, cfg.MaxPages)
+		}
+		body, header, err := f.get(ctx, next, page)
+		if err != nil {
+			return err
+		}
+		p, items, err := f.parse(body, page)
+		if err != nil {
+			return err
+		}
+		if err := emit(p); err != nil {
+			return err
+		}
+		if next, err = f.nextURL(next, header, body, items, page); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type fetcher struct {
+	cfg     Config
+	creds   credentials
+	client  *retryablehttp.Client
+	timeout time.Duration
+}
+
+func (f *fetcher) firstURL(req integrations.FetchRequest) (string, error) {
+	u, _ := url.Parse(f.cfg.BaseURL)
+	q := u.Query()
+	if req.Incremental && f.cfg.UpdatedSinceParam != "" {
+		q.Set(f.cfg.UpdatedSinceParam, req.Since.UTC().Format(time.RFC3339))
+	}
+	p := f.cfg.Pagination
+	switch p.Type {
+	case "page":
+		q.Set(p.PageParam, "1")
+		q.Set(p.SizeParam, strconv.Itoa(p.PageSize))
+	case "offset":
+		q.Set(p.OffsetParam, "0")
+		q.Set(p.LimitParam, strconv.Itoa(p.Limit))
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// get fetches one page, with retries, each attempt within timeout_seconds
+// (body included), and reads at most max_page_bytes of it.
+func (f *fetcher) get(ctx context.Context, target string, page int) ([]byte, http.Header, error) {
+	shown := workers.RedactURL(target)
+	r, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("page %d: %s: %w", page, shown, err)
+	}
+	r.Header.Set("Accept", "application/json")
+	r.Header.Set("User-Agent", "atis-scheduler")
+	for k, v := range f.cfg.Headers {
+		r.Header.Set(k, v)
+	}
+	f.creds.apply(r.Header)
+	resp, err := f.client.Do(r)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, fmt.Errorf("page %d: %s: %s", page, shown, describe(err, f.timeout, target))
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return nil, nil, &integrations.AuthError{Status: resp.StatusCode, Page: page}
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		return nil, nil, fmt.Errorf("page %d: %s answered %d %s", page, shown, resp.StatusCode, http.StatusText(resp.StatusCode))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxPageBytes+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		return nil, nil, fmt.Errorf("page %d: %s: reading the body: %s", page, shown, describe(err, f.timeout, target))
+	}
+	if int64(len(body)) > f.cfg.MaxPageBytes {
+		return nil, nil, fmt.Errorf("page %d: %s: the body is larger than max_page_bytes (%d bytes)", page, shown, f.cfg.MaxPageBytes)
+	}
+	return body, resp.Header, nil
+}
+
+// describe names a request failure without the raw URL (it may carry a key).
+func describe(err error, timeout time.Duration, target string) string {
+	var uerr *url.Error
+	switch {
+	case errors.As(err, &uerr) && uerr.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("no answer within %s", timeout)
+	case strings.Contains(err.Error(), "stopped after") && strings.Contains(err.Error(), "redirects"):
+		return "too many redirects (a redirect loop?)"
+	case errors.As(err, &uerr):
+		err = uerr.Err
+	}
+	return strings.ReplaceAll(err.Error(), target, workers.RedactURL(target))
+}
+
+func (f *fetcher) parse(body []byte, page int) (integrations.Page, []gjson.Result, error) {
+	p := integrations.Page{Number: page, Bytes: int64(len(body))}
+	if !gjson.ValidBytes(body) {
+		return p, nil, fmt.Errorf("page %d: malformed JSON (%s)", page, preview(body))
+	}
+	list := gjson.ParseBytes(body)
+	if f.cfg.RecordsPath != "" {
+		list = list.Get(f.cfg.RecordsPath)
+	}
+	switch {
+	case !list.Exists():
+		return p, nil, fmt.Errorf("page %d: nothing at records_path %q", page, f.cfg.RecordsPath)
+	case !list.IsArray():
+		return p, nil, fmt.Errorf("page %d: records_path %q is not a list but %s", page, f.cfg.RecordsPath, kind(list))
+	}
+	items := list.Array()
+	for i, item := range items {
+		id := item.Get(gjsonEscape(f.cfg.IDField))
+		switch {
+		case !item.IsObject():
+			p.Invalid = append(p.Invalid, fmt.Sprintf("item %d: not an object: %s", i, preview([]byte(item.Raw))))
+		case !id.Exists() || id.Type == gjson.Null || id.String() == "" || id.IsObject() || id.IsArray():
+			p.Invalid = append(p.Invalid, fmt.Sprintf("item %d: no %q: %s", i, f.cfg.IDField, preview([]byte(item.Raw))))
+		default:
+			p.Records = append(p.Records, integrations.Record{ExternalID: id.String(), Payload: json.RawMessage(item.Raw)})
+		}
+	}
+	return p, items, nil
+}
+
+func (f *fetcher) nextURL(current string, header http.Header, body []byte, items []gjson.Result, page int) (string, error) {
+	p := f.cfg.Pagination
+	u, _ := url.Parse(current)
+	q := u.Query()
+	switch p.Type {
+	case "page":
+		if len(items) < p.PageSize {
+			return "", nil
+		}
+		q.Set(p.PageParam, strconv.Itoa(page+1))
+	case "offset":
+		if len(items) < p.Limit {
+			return "", nil
+		}
+		offset, _ := strconv.Atoi(q.Get(p.OffsetParam))
+		q.Set(p.OffsetParam, strconv.Itoa(offset+len(items)))
+	case "cursor":
+		cursor := gjson.GetBytes(body, p.NextCursorPath)
+		if !cursor.Exists() || cursor.Type == gjson.Null || cursor.String() == "" {
+			return "", nil
+		}
+		q.Set(p.CursorParam, cursor.String())
+	case "link":
+		for _, l := range linkheader.ParseMultiple(header.Values("Link")) {
+			if l.Rel == "next" {
+				next, err := u.Parse(l.URL)
+				if err != nil {
+					return "", fmt.Errorf("page %d: a Link rel=next that is not a URL", page)
+				}
+				return next.String(), nil
+			}
+		}
+		return "", nil
+	default:
+		return "", nil
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// backoff waits as a 429 or 503's Retry-After asks (up to 5 minutes),
+// else exponentially.
+func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if s := resp.Header.Get("Retry-After"); s != "" {
+			if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
+				return min(time.Duration(secs)*time.Second, maxRetryAfter)
+			}
+			if at, err := http.ParseTime(s); err == nil {
+				return min(max(time.Until(at), 0), maxRetryAfter)
+			}
+		}
+	}
+	return retryablehttp.DefaultBackoff(minWait, maxWait, attempt, resp)
+}
+
+func preview(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > 80 {
+		return fmt.Sprintf("%q…", b[:80])
+	}
+	return fmt.Sprintf("%q", b)
+}
+
+func kind(r gjson.Result) string {
+	switch {
+	case r.IsObject():
+		return "an object"
+	case r.Type == gjson.String:
+		return "a string"
+	case r.Type == gjson.Number:
+		return "a number"
+	default:
+		return r.Type.String()
+	}
+}
+
+// gjsonEscape makes a field name a literal gjson path unless it is a dotted
+// path of plain names.
+func gjsonEscape(field string) string {
+	return strings.NewReplacer("*", `\*`, "?", `\?`, "#", `\#`, "|", `\|`, "@", `\@`).Replace(field)
+}

@@ -501,3 +501,25 @@ func TestParameters(t *testing.T) {
 	}
 	require.NoError(t, integrations.SyncClass{}.ValidateParameters(json.RawMessage(`{"integration_id": 3, "sync_type": "full"}`)))
 }
+
+// TestDeletingAnIntegrationDeletesItsRecords: the trigger that stands in
+// for a foreign key's ON DELETE CASCADE.
+func TestDeletingAnIntegrationDeletesItsRecords(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	b := setup(t)
+	a := newAPI(t, 30)
+	gone := b.integration(t, conf(a, "/none", map[string]any{"type": "none"}), nil)
+	kept := b.integration(t, conf(a, "/none", map[string]any{"type": "none"}), nil)
+	for _, id := range []int64{gone, kept} {
+		_, err := b.engine.Sync(ctx, integrations.SyncParams{IntegrationID: id}, nil)
+		require.NoError(t, err)
+	}
+	_, err := b.pool.Exec(ctx, "DELETE FROM integration_sync_logs WHERE integration_id = $1", gone)
+	require.NoError(t, err)
+	_, err = b.pool.Exec(ctx, "DELETE FROM integrations WHERE id = $1", gone)
+	require.NoError(t, err)
+	require.Zero(t, b.count(t, "SELECT count(*) FROM integration_records WHERE integration_id = $1", gone))
+	require.Equal(t, 30, b.count(t, "SELECT count(*) FROM integration_records WHERE integration_id = $1", kept))
+}

@@ -34,8 +34,9 @@ func TestMain(m *testing.M) {
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
 		panic(fmt.Sprintf("build: %v\n%s", err, out))
 	}
-	defer os.RemoveAll(dir)
-	dbtest.Main(m)
+	code := dbtest.Run(m)
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
 }
 
 type result struct {

@@ -53,11 +53,15 @@ var (
 	counter atomic.Int64
 )
 
-// Main runs the package's tests, fails the run if they leaked goroutines, and
-// stops the cluster dbtest started, if any. Call it from TestMain:
+// Main runs the package's tests, fails the run if they leaked goroutines,
+// stops the cluster dbtest started, if any, and exits. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { dbtest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit, for a TestMain with cleanup of its own to
+// do after it: it returns the exit code.
+func Run(m *testing.M) int {
 	code := m.Run()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -72,7 +76,7 @@ func Main(m *testing.M) {
 		}
 		cancel()
 	}
-	os.Exit(code)
+	return code
 }
 
 // Server returns the URL of the admin database on the test server, starting a

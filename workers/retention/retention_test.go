@@ -103,6 +103,8 @@ func TestEachTableRule(t *testing.T) {
 	b.exec(t, `INSERT INTO system_notification_reads (notification_id, user_id) VALUES (1, 1), (2, 1), (3, 2)`)
 	b.exec(t, `INSERT INTO platform.activity_logs (event_type, occurred_at, event_details) VALUES ('old', $1, '{}'), ('young', $2, '{}')`, old, young)
 	b.exec(t, `INSERT INTO platform.audit_logs (action, resource, notes, performed_at) VALUES ('x', 'r', 'old', $1), ('x', 'r', 'young', $2)`, old, young)
+	b.exec(t, `INSERT INTO integration_records (integration_id, external_id, payload, payload_hash, deleted_at) VALUES
+		(1, 'deleted long ago', '{}', 'h', $1), (1, 'deleted lately', '{}', 'h', $2), (1, 'alive', '{}', 'h', NULL)`, old, young)
 
 	res, err := b.class.Purge(context.Background(), retention.Params{Tables: all30()})
 	require.NoError(t, err)
@@ -120,10 +122,11 @@ func TestEachTableRule(t *testing.T) {
 	require.Equal(t, []string{"young"}, b.labels(t, "SELECT event_type FROM platform.activity_logs"))
 	require.Equal(t, []string{"young"}, b.labels(t, "SELECT notes FROM platform.audit_logs"))
 
-	require.Equal(t, []string{"integration_records"}, res.Missing, "a table this database lacks is skipped with a note")
+	require.Equal(t, []string{"alive", "deleted lately"}, b.labels(t, "SELECT external_id FROM integration_records"))
+	require.Empty(t, res.Missing)
 	require.Equal(t, int64(2), res.Tables["job_logs"].Deleted, "the old completed run and the web app's row; nothing unfinished")
 	// One audit row per purged table.
-	require.Equal(t, 11, b.count(t, "SELECT count(*) FROM audit_logs WHERE event = 'retention_purge'"))
+	require.Equal(t, 12, b.count(t, "SELECT count(*) FROM audit_logs WHERE event = 'retention_purge'"))
 	var values map[string]any
 	require.NoError(t, b.pool.QueryRow(context.Background(),
 		"SELECT new_values FROM audit_logs WHERE event = 'retention_purge' AND auditable_type = 'system_errors'").Scan(&values))
@@ -131,6 +134,18 @@ func TestEachTableRule(t *testing.T) {
 	require.Equal(t, float64(2), values["rows_deleted"])
 	require.Equal(t, float64(30), values["days"])
 	require.Equal(t, ago(30).Format(time.RFC3339), values["cutoff"])
+}
+
+func TestMissingTableIsNotedNotAnError(t *testing.T) {
+	t.Parallel()
+
+	b := setup(t)
+	b.exec(t, `DROP TABLE integration_records`)
+	b.exec(t, `INSERT INTO activity_logs (activity_type, description, created_at) VALUES ('x', 'old', $1)`, ago(5000))
+	res, err := b.class.Purge(context.Background(), retention.Params{})
+	require.NoError(t, err)
+	require.Equal(t, []string{"integration_records"}, res.Missing)
+	require.Zero(t, b.count(t, "SELECT count(*) FROM activity_logs"), "the other tables are purged")
 }
 
 func TestDefaults(t *testing.T) {

@@ -53,7 +53,10 @@ func (p *proxy) serve() {
 			client.Close()
 			continue
 		}
-		server, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		server, err := net.Dial("tcp", target)
 		if err != nil {
 			client.Close()
 			continue
@@ -83,7 +86,9 @@ func (p *proxy) via(t *testing.T, databaseURL string) string {
 	t.Helper()
 	u, err := url.Parse(databaseURL)
 	require.NoError(t, err)
+	p.mu.Lock()
 	p.target = u.Host
+	p.mu.Unlock()
 	u.Host = p.listener.Addr().String()
 	return u.String()
 }

@@ -84,13 +84,22 @@ type run struct {
 	job  *rivertype.JobRow
 	args workers.Args
 	meta runMetadata
+	// payload is the job_logs payload: the args with secrets redacted,
+	// built once for the attempt's start and its end.
+	payload []byte
 }
 
-func newRun(job *rivertype.JobRow) run {
+func (rec *Recorder) newRun(job *rivertype.JobRow) run {
 	r := run{job: job}
 	_ = json.Unmarshal(job.EncodedArgs, &r.args)
 	_ = json.Unmarshal(job.Metadata, &r.meta)
 	r.meta.JobClass = cmp.Or(r.meta.JobClass, job.Kind)
+	shown := r.args
+	shown.Parameters = rec.registry.Redact(r.meta.JobClass, r.args.Parameters)
+	var err error
+	if r.payload, err = json.Marshal(shown); err != nil {
+		r.payload = []byte("{}") // unreachable: Args always encodes
+	}
 	return r
 }
 
@@ -107,7 +116,7 @@ type outcome struct {
 
 // Work implements rivertype.WorkerMiddleware.
 func (rec *Recorder) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
-	r := newRun(job)
+	r := rec.newRun(job)
 	start := time.Now()
 	busy, err := rec.begin(ctx, r, start)
 	switch {
@@ -179,10 +188,6 @@ func cancelMessage(e *rivertype.JobCancelError) string {
 // queue_one it first checks whether another run of the schedule is being
 // worked; if so it changes nothing and reports busy.
 func (rec *Recorder) begin(ctx context.Context, r run, start time.Time) (busy bool, err error) {
-	payload, err := rec.payload(r)
-	if err != nil {
-		return false, err
-	}
 	guard := r.args.ScheduledJobID != 0 && r.meta.OverlapPolicy != OverlapAllow
 	err = rec.pool.QueryRow(ctx, `WITH busy AS (
 			SELECT $4::bool AND EXISTS (SELECT 1 FROM job_logs WHERE scheduled_job_id = $5 AND status = 'processing'
@@ -199,7 +204,7 @@ func (rec *Recorder) begin(ctx context.Context, r run, start time.Time) (busy bo
 		)
 		SELECT b FROM busy`,
 		r.job.ID, r.job.Attempt, start.UTC(), guard, r.scheduledJobID(), fmt.Sprint(r.job.ID), r.meta.JobClass, r.job.Queue,
-		payload, r.args.ExecutedBy).Scan(&busy)
+		r.payload, r.args.ExecutedBy).Scan(&busy)
 	if err != nil {
 		return false, fmt.Errorf("mark attempt processing: %w", err)
 	}
@@ -213,11 +218,6 @@ func (r run) scheduledJobID() *int64 {
 	return &r.args.ScheduledJobID
 }
 
-func (rec *Recorder) payload(r run) ([]byte, error) {
-	return json.Marshal(workers.Args{ExecutedBy: r.args.ExecutedBy, ScheduledFor: r.args.ScheduledFor,
-		ScheduledJobID: r.args.ScheduledJobID, Parameters: rec.registry.Redact(r.meta.JobClass, r.args.Parameters)})
-}
-
 // finish records how the attempt ended: back in line (not an attempt after
 // all), closed with the next attempt queued (River retries), or closed with
 // the run's bookkeeping (final). One transaction, its statements pipelined.
@@ -228,12 +228,9 @@ func (rec *Recorder) finish(ctx context.Context, r run, o outcome) error {
 			r.job.ID, r.job.Attempt, o.message, fmt.Sprint(r.job.ID))
 		return err
 	}
-	payload, err := rec.payload(r)
-	if err != nil {
-		return err
-	}
 	result := []byte("{}")
 	if o.result != nil {
+		var err error
 		if result, err = json.Marshal(o.result); err != nil {
 			return fmt.Errorf("encode result: %w", err)
 		}
@@ -249,11 +246,11 @@ func (rec *Recorder) finish(ctx context.Context, r run, o outcome) error {
 		SELECT $9, $1, $10, $11, $2, $3, $12, $13, $14, $15, $4, nullif($5, ''), nullif($6, ''), $7, $8
 		WHERE NOT EXISTS (SELECT 1 FROM upd)`,
 		r.job.ID, r.job.Attempt, o.status, result, o.message, o.trace, o.end.UTC(), durationSeconds(o.end.Sub(o.start)),
-		fmt.Sprint(r.job.ID), r.meta.JobClass, r.job.Queue, payload, o.start.UTC(), r.scheduledJobID(), r.args.ExecutedBy)
+		fmt.Sprint(r.job.ID), r.meta.JobClass, r.job.Queue, r.payload, o.start.UTC(), r.scheduledJobID(), r.args.ExecutedBy)
 	if !o.final {
 		batch.Queue(`INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, scheduled_job_id, executed_by)
 			VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)`,
-			fmt.Sprint(r.job.ID), r.job.ID, r.meta.JobClass, r.job.Queue, r.job.Attempt+1, payload, r.scheduledJobID(), r.args.ExecutedBy)
+			fmt.Sprint(r.job.ID), r.job.ID, r.meta.JobClass, r.job.Queue, r.job.Attempt+1, r.payload, r.scheduledJobID(), r.args.ExecutedBy)
 	} else {
 		queueFinalize(batch, finalRun{
 			JobID: r.job.ID, ScheduledJobID: r.args.ScheduledJobID, JobClass: r.meta.JobClass, Queue: r.job.Queue,

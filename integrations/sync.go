@@ -1,6 +1,7 @@
 package integrations
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5" //nolint:gosec // change detection, not security
 	"encoding/hex"
@@ -167,16 +168,16 @@ func (e *Engine) plan(ctx context.Context, in integration, asked string) (Provid
 			names = append(names, n)
 		}
 		slices.Sort(names)
-		return nil, cmpOr(syncType, SyncFull), time.Time{}, fmt.Errorf("unknown provider %q (known: %s)", in.Provider, strings.Join(names, ", "))
+		return nil, cmp.Or(syncType, SyncFull), time.Time{}, fmt.Errorf("unknown provider %q (known: %s)", in.Provider, strings.Join(names, ", "))
 	}
 	supported, incremental := provider.Supports(in.Type, in.Config)
 	if !supported {
-		return nil, cmpOr(syncType, SyncFull), time.Time{}, fmt.Errorf("provider %s does not support integration_type %q", in.Provider, in.Type)
+		return nil, cmp.Or(syncType, SyncFull), time.Time{}, fmt.Errorf("provider %s does not support integration_type %q", in.Provider, in.Type)
 	}
 	var since *time.Time
 	if err := e.Pool.QueryRow(ctx, `SELECT max(start_time) FROM integration_sync_logs WHERE integration_id = $1 AND status = 'completed'`,
 		in.ID).Scan(&since); err != nil {
-		return nil, cmpOr(syncType, SyncFull), time.Time{}, err
+		return nil, cmp.Or(syncType, SyncFull), time.Time{}, err
 	}
 	switch {
 	case syncType == "" && since != nil && incremental:
@@ -193,13 +194,6 @@ func (e *Engine) plan(ctx context.Context, in integration, asked string) (Provid
 		from = *since
 	}
 	return provider, syncType, from, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func (e *Engine) openLog(ctx context.Context, integrationID int64, syncType string, start time.Time, initiatedBy *int64) (int64, error) {

@@ -121,7 +121,7 @@ func (w *httpRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, p.Method, p.URL, body)
 	if err != nil {
-		return Permanent(fmt.Errorf("http_request: build request: %s", redactErr(err, p.URL)))
+		return Permanent(fmt.Errorf("http_request: build request: %s", RedactError(err, p.URL)))
 	}
 	if body != nil && !isJSONString(p.Body) {
 		req.Header.Set("Content-Type", "application/json")
@@ -140,7 +140,7 @@ func (w *httpRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return ctxErr
 		}
-		return fmt.Errorf("http_request: %s: %s", target, redactErr(err, p.URL))
+		return fmt.Errorf("http_request: %s: %s", target, RedactError(err, p.URL))
 	}
 	defer resp.Body.Close()
 	n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, httpResponseReadLimit))
@@ -239,8 +239,9 @@ func RedactURL(raw string) string {
 	return u.String()
 }
 
-// redactErr renders err without the raw URL (which may carry a token).
-func redactErr(err error, rawURL string) string {
+// RedactError renders a request error without the raw URL (which may carry
+// a token), and without net/url's repetition of it.
+func RedactError(err error, rawURL string) string {
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
 		err = uerr.Err

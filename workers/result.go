@@ -47,3 +47,15 @@ func DecodeParameters(class string, params json.RawMessage, dst any) error {
 	}
 	return nil
 }
+
+// UnwrapSetting returns v when a settings value (system_configs.config_value,
+// platform.global_settings.value) is {"value": v}, else the value as is.
+func UnwrapSetting(raw json.RawMessage) json.RawMessage {
+	var wrapped struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if json.Unmarshal(raw, &wrapped) == nil && len(wrapped.Value) > 0 {
+		return wrapped.Value
+	}
+	return raw
+}

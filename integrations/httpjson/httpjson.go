@@ -292,10 +292,9 @@ func describe(err error, timeout time.Duration, target string) string {
 		return fmt.Sprintf("no answer within %s", timeout)
 	case strings.Contains(err.Error(), "stopped after") && strings.Contains(err.Error(), "redirects"):
 		return "too many redirects (a redirect loop?)"
-	case errors.As(err, &uerr):
-		err = uerr.Err
+	default:
+		return workers.RedactError(err, target)
 	}
-	return strings.ReplaceAll(err.Error(), target, workers.RedactURL(target))
 }
 
 func (f *fetcher) parse(body []byte, page int) (integrations.Page, []gjson.Result, error) {

@@ -150,10 +150,7 @@ func (c *jobsCommand) Validate(ctx context.Context) error {
 		}
 	}
 	if c.json {
-		if problems == nil {
-			problems = []scheduler.Problem{}
-		}
-		if err := writeJSON(c.app.stdout, problems); err != nil {
+		if err := writeJSON(c.app.stdout, nonNil(problems)); err != nil {
 			return err
 		}
 	} else {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/atis-edu/atis-scheduler/workers"
 )
 
 // thresholds are the warning days in force, by module.
@@ -93,11 +95,6 @@ func loadThresholds(ctx context.Context, pool *pgxpool.Pool, override []int) (th
 // parseConfigValue accepts what parseDays accepts, also wrapped in an
 // object's "value".
 func parseConfigValue(raw json.RawMessage) ([]int, error) {
-	var wrapped struct {
-		Value json.RawMessage `json:"value"`
-	}
-	if json.Unmarshal(raw, &wrapped) == nil && len(wrapped.Value) > 0 {
-		raw = wrapped.Value
-	}
+	raw = workers.UnwrapSetting(raw)
 	return parseDays(raw)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/atis-edu/atis-scheduler/workers"
 )
 
 type days struct {
@@ -82,12 +84,7 @@ func readSettings(ctx context.Context, pool *pgxpool.Pool, sql string, keys []st
 // parseDays reads whole days to keep: a JSON number, a string holding one,
 // or either wrapped in {"value": …}. 0 keeps forever.
 func parseDays(raw json.RawMessage) (int, error) {
-	var wrapped struct {
-		Value json.RawMessage `json:"value"`
-	}
-	if json.Unmarshal(raw, &wrapped) == nil && len(wrapped.Value) > 0 {
-		raw = wrapped.Value
-	}
+	raw = workers.UnwrapSetting(raw)
 	text := strings.Trim(strings.TrimSpace(string(raw)), `"`)
 	n, err := strconv.Atoi(text)
 	if err != nil || n < 0 || n > 36500 {

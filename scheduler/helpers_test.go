@@ -12,11 +12,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/schedtest"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
@@ -138,21 +137,7 @@ func setupOn(t *testing.T, url string, pool *pgxpool.Pool, opts setupOpts) *bund
 		workers.NoopClass{}, workers.HTTPRequestClass{}, workers.SQLClass{Enabled: true, Pool: pool})...)
 	require.NoError(t, err)
 	require.NoError(t, registry.AddAliases(map[string]string{`App\Jobs\Noop`: "noop"}))
-	riverWorkers, err := registry.RiverWorkers()
-	require.NoError(t, err)
-	recorder := scheduler.NewRecorder(pool, registry, dbtest.Logger(),
-		scheduler.RecorderConfig{FailureAlertThreshold: opts.threshold, InstanceID: "test"})
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		FetchCooldown:     20 * time.Millisecond,
-		FetchPollInterval: 50 * time.Millisecond,
-		Logger:            dbtest.Logger(),
-		Middleware:        []rivertype.Middleware{recorder},
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
-		RetryPolicy:       scheduler.RetryPolicy{},
-		TestOnly:          true,
-		Workers:           riverWorkers,
-	})
-	require.NoError(t, err)
+	client := schedtest.NewClient(t, pool, registry, scheduler.RecorderConfig{FailureAlertThreshold: opts.threshold})
 	clk := newClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	cfg := opts.cfg
 	if cfg.Now == nil {

@@ -4,6 +4,7 @@
 package schedtest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"testing"
@@ -26,6 +27,27 @@ type Harness struct {
 	Scheduler *scheduler.Scheduler
 }
 
+// NewClient returns an unstarted River client working registry's classes
+// with the Recorder (configured by rec), polling fast as tests want.
+func NewClient(tb testing.TB, pool *pgxpool.Pool, registry *workers.Registry, rec scheduler.RecorderConfig) *river.Client[pgx.Tx] {
+	tb.Helper()
+	riverWorkers, err := registry.RiverWorkers()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rec.InstanceID = cmp.Or(rec.InstanceID, "test")
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		FetchCooldown: 20 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond, Logger: dbtest.Logger(),
+		Middleware: []rivertype.Middleware{scheduler.NewRecorder(pool, registry, dbtest.Logger(), rec)},
+		Queues:     map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}}, RetryPolicy: scheduler.RetryPolicy{},
+		TestOnly: true, Workers: riverWorkers,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return client
+}
+
 // Start starts a River client working classes, with the Recorder.
 func Start(tb testing.TB, pool *pgxpool.Pool, classes ...workers.Class) *Harness {
 	tb.Helper()
@@ -33,19 +55,7 @@ func Start(tb testing.TB, pool *pgxpool.Pool, classes ...workers.Class) *Harness
 	if err != nil {
 		tb.Fatal(err)
 	}
-	riverWorkers, err := registry.RiverWorkers()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		FetchCooldown: 20 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond, Logger: dbtest.Logger(),
-		Middleware: []rivertype.Middleware{scheduler.NewRecorder(pool, registry, dbtest.Logger(), scheduler.RecorderConfig{InstanceID: "test"})},
-		Queues:     map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 5}}, RetryPolicy: scheduler.RetryPolicy{},
-		TestOnly: true, Workers: riverWorkers,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	client := NewClient(tb, pool, registry, scheduler.RecorderConfig{})
 	if err := client.Start(context.Background()); err != nil {
 		tb.Fatal(err)
 	}

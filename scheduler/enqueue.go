@@ -81,7 +81,7 @@ func scanRow(rows pgx.CollectableRow) (row, error) {
 // due ones, and find the next due time.
 func (s *Scheduler) Tick(ctx context.Context) (TickResult, error) {
 	var res TickResult
-	planned, morePlans, err := s.plan(ctx)
+	planned, morePlans, err := s.plan(ctx, s.backoffIDs())
 	if err != nil {
 		return res, err
 	}
@@ -118,12 +118,15 @@ func (s *Scheduler) Tick(ctx context.Context) (TickResult, error) {
 }
 
 // plan computes next_run_at for rows that were inserted or whose schedule
-// changed, and explains the rows that cannot be scheduled.
-func (s *Scheduler) plan(ctx context.Context) (planned int, more bool, err error) {
+// changed, and explains the rows that cannot be scheduled. Each row is
+// planned in a savepoint of its own: a row whose write fails (a trigger or
+// constraint of someone else's, a row lock timeout) is put aside for a while
+// and the others are planned.
+func (s *Scheduler) plan(ctx context.Context, backoff []int64) (planned int, more bool, err error) {
 	now := s.cfg.Now().UTC()
 	err = inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+rowColumns+` FROM scheduled_jobs WHERE needs_plan
-			ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, s.cfg.BatchSize)
+		rows, err := tx.Query(ctx, `SELECT `+rowColumns+` FROM scheduled_jobs WHERE needs_plan AND NOT (id = ANY($2))
+			ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, s.cfg.BatchSize, backoff)
 		if err != nil {
 			return err
 		}
@@ -133,8 +136,13 @@ func (s *Scheduler) plan(ctx context.Context) (planned int, more bool, err error
 		}
 		more = len(todo) == s.cfg.BatchSize
 		for _, r := range todo {
-			if err := s.planRow(ctx, tx, r, now); err != nil {
-				return fmt.Errorf("plan scheduled job %d: %w", r.ID, err)
+			if ctx.Err() != nil {
+				return ctx.Err() // a stop: the whole batch waits for the next start
+			}
+			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.planRow(ctx, sp, r, now) })
+			if err != nil {
+				s.failed(ctx, r, "plan", err)
+				continue
 			}
 			planned++
 		}
@@ -261,9 +269,12 @@ func (s *Scheduler) enqueueDue(ctx context.Context, paused []string, backoff []i
 			return err
 		}
 		for _, r := range due {
+			if ctx.Err() != nil {
+				return ctx.Err() // a stop: nothing of the batch is enqueued, all of it waits
+			}
 			n, err := s.fireInSavepoint(ctx, tx, r, now)
 			if err != nil {
-				s.failed(ctx, r, err)
+				s.failed(ctx, r, "enqueue", err)
 				continue
 			}
 			fired++
@@ -572,14 +583,19 @@ func (s *Scheduler) pausedClasses(ctx context.Context) (names []string, all bool
 	return names, all, nil
 }
 
-// failed puts a row whose enqueue failed (a database error: nothing an admin
-// can fix on the row) aside for a while, so that the other rows go on.
-func (s *Scheduler) failed(ctx context.Context, r row, err error) {
+// failed puts a row whose plan or enqueue failed (a database error: nothing
+// an admin can fix on the row) aside for a while, so that the other rows go
+// on. A failure caused by the daemon's own stop is no failure: the row is
+// left as it was and nothing is logged.
+func (s *Scheduler) failed(ctx context.Context, r row, step string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
 	s.mu.Lock()
 	s.backoff[r.ID] = s.cfg.Now().Add(failureBackoff)
 	s.stats.Failed++
 	s.mu.Unlock()
-	s.logger.ErrorContext(ctx, "enqueue failed; retrying later", slog.Int64("scheduled_job_id", r.ID),
+	s.logger.ErrorContext(ctx, step+" failed; retrying later", slog.Int64("scheduled_job_id", r.ID),
 		slog.String("name", r.Name), slog.String("error", err.Error()), slog.Duration("retry_in", failureBackoff))
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
@@ -424,12 +425,14 @@ func TestWriteTimeChecks(t *testing.T) {
 		wantErr string
 	}{
 		{map[string]any{"timezone": "Mars/Olympus"}, `unknown time zone "Mars/Olympus"`},
-		{map[string]any{"max_attempts": 0}, "scheduled_jobs_max_attempts_check"},
-		{map[string]any{"retry_delay_minutes": -1}, "scheduled_jobs_retry_delay_minutes_check"},
-		{map[string]any{"interval_minutes": 0}, "scheduled_jobs_interval_minutes_check"},
-		{map[string]any{"misfire_policy": "sometimes"}, "scheduled_jobs_misfire_policy_check"},
-		{map[string]any{"overlap_policy": "maybe"}, "scheduled_jobs_overlap_policy_check"},
+		{map[string]any{"max_attempts": 0}, "scheduled_jobs.max_attempts: 0 must be at least 1"},
+		{map[string]any{"retry_delay_minutes": -1}, "scheduled_jobs.retry_delay_minutes: -1 must not be negative"},
+		{map[string]any{"interval_minutes": 0}, "scheduled_jobs.interval_minutes: 0 must be greater than 0"},
+		{map[string]any{"misfire_policy": "sometimes"}, `scheduled_jobs.misfire_policy: "sometimes" is not one of`},
+		{map[string]any{"overlap_policy": "maybe"}, `scheduled_jobs.overlap_policy: "maybe" is not one of`},
 	}
+	ctx := context.Background()
+	good := b.insertSchedule(t, map[string]any{"name": "good", "job_class": "noop", "cron_expression": "* * * * *"})
 	for _, tt := range tests {
 		cols := map[string]any{"name": "w", "job_class": "noop", "cron_expression": "* * * * *"}
 		for k, v := range tt.cols {
@@ -443,8 +446,17 @@ func TestWriteTimeChecks(t *testing.T) {
 			vals = append(vals, v)
 			names, places = names+k, places+fmt.Sprintf("$%d", len(vals))
 		}
-		_, err := b.pool.Exec(context.Background(), "INSERT INTO scheduled_jobs ("+names+") VALUES ("+places+")", vals...)
+		_, err := b.pool.Exec(ctx, "INSERT INTO scheduled_jobs ("+names+") VALUES ("+places+")", vals...)
 		require.ErrorContains(t, err, tt.wantErr)
+		var pgErr *pgconn.PgError
+		require.ErrorAs(t, err, &pgErr)
+		require.Equal(t, "23514", pgErr.Code, "check_violation")
+
+		// An update that writes the bad value is refused the same way.
+		for k, v := range tt.cols {
+			_, err := b.pool.Exec(ctx, "UPDATE scheduled_jobs SET "+k+" = $2 WHERE id = $1", good, v)
+			require.ErrorContains(t, err, tt.wantErr)
+		}
 	}
 }
 

@@ -208,7 +208,10 @@ func (s *Scheduler) loop(ctx context.Context) {
 		s.lastCycle = time.Now()
 		s.mu.Unlock()
 		switch {
-		case ctx.Err() != nil:
+		case ctx.Err() != nil: // a deliberate stop, not a failed cycle
+			if err != nil {
+				s.logger.Info("scheduling cycle stopped; its batch is left to the next cycle")
+			}
 			return
 		case err != nil:
 			s.logger.ErrorContext(ctx, "scheduling cycle failed", slog.String("error", err.Error()))

@@ -2,10 +2,7 @@ package migrations_test
 
 import (
 	"context"
-	"os"
-	"regexp"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -29,27 +26,12 @@ CREATE TABLE auth.users (id UUID PRIMARY KEY);
 CREATE SCHEMA platform;
 `
 
-// seedSQL returns the SQL blocks of a seed document, as written.
-func seedSQL(t *testing.T, doc string) string {
-	t.Helper()
-	b, err := os.ReadFile("testdata/seeds/" + doc)
-	require.NoError(t, err)
-	blocks := regexp.MustCompile("(?s)```sql\n(.*?)```").FindAllStringSubmatch(string(b), -1)
-	require.NotEmpty(t, blocks, "no SQL blocks in %s", doc)
-	var sb strings.Builder
-	for _, blk := range blocks {
-		sb.WriteString(blk[1])
-		sb.WriteString("\n")
-	}
-	return sb.String()
-}
-
 // seedDatabase is what the seed documents' DDL, run as written, produces.
 func seedDatabase(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	pool := dbtest.Pool(t, dbtest.NewEmptyURL(t))
 	ctx := context.Background()
-	for _, sql := range []string{standIns, seedSQL(t, "db6-system-infrastructure.md"), seedSQL(t, "platform-tables.md")} {
+	for _, sql := range []string{standIns, dbtest.SeedSQL(t, "db6-system-infrastructure.md"), dbtest.SeedSQL(t, "platform-tables.md")} {
 		_, err := pool.Exec(ctx, sql)
 		require.NoError(t, err)
 	}

@@ -81,7 +81,7 @@ func TestUp(t *testing.T) {
 			CREATE SCHEMA auth; CREATE TABLE auth.users (id UUID PRIMARY KEY);
 			CREATE SCHEMA platform;`)
 		require.NoError(t, err)
-		_, err = pool.Exec(ctx, seedSQL(t, "db6-system-infrastructure.md")+seedSQL(t, "platform-tables.md"))
+		_, err = pool.Exec(ctx, dbtest.SeedSQL(t, "db6-system-infrastructure.md")+dbtest.SeedSQL(t, "platform-tables.md"))
 		require.NoError(t, err)
 		_, err = pool.Exec(ctx, `
 			INSERT INTO users (email) VALUES ('admin@atis.az');

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -111,10 +112,30 @@ func TestRunRefusesToStart(t *testing.T) {
 	}
 }
 
-// daemon is a running atis-scheduler process and its JSON log lines.
+// daemon is a running atis-scheduler process, its JSON log lines, and
+// everything it wrote to stdout and stderr.
 type daemon struct {
-	cmd   *exec.Cmd
-	lines chan map[string]any
+	cmd    *exec.Cmd
+	lines  chan map[string]any
+	output *syncBuffer
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func startDaemon(t *testing.T, env ...string) *daemon {
@@ -123,12 +144,15 @@ func startDaemon(t *testing.T, env ...string) *daemon {
 	cmd.Env = append([]string{"ATIS_HTTP_ADDR=127.0.0.1:0"}, env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
+	d := &daemon{cmd: cmd, lines: make(chan map[string]any, 1000), output: &syncBuffer{}}
+	cmd.Stdout = d.output
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	d := &daemon{cmd: cmd, lines: make(chan map[string]any, 1000)}
 	go func() {
 		defer close(d.lines)
-		sc := bufio.NewScanner(stderr)
+		sc := bufio.NewScanner(io.TeeReader(stderr, d.output))
+		sc.Buffer(nil, 1<<20)
+		defer func() { _, _ = io.Copy(d.output, stderr) }() // a line too long: keep draining
 		for sc.Scan() {
 			var rec map[string]any
 			if json.Unmarshal(sc.Bytes(), &rec) == nil {

@@ -1,0 +1,131 @@
+package main_test
+
+// The chaos suite (issue 13): the real binary against a real PostgreSQL,
+// under kill -9, a database outage, hostile providers and planted secrets.
+// `go test` runs a short version of each scenario; ATIS_CHAOS=full (make
+// test-chaos) runs the full durations.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+)
+
+// chaosFull selects the full durations of the chaos scenarios.
+var chaosFull = os.Getenv("ATIS_CHAOS") == "full"
+
+// chaosDuration is short under `go test`, full under ATIS_CHAOS=full.
+func chaosDuration(short, full time.Duration) time.Duration {
+	if chaosFull {
+		return full
+	}
+	return short
+}
+
+// migratedURL is a fresh, empty database migrated by the binary itself, as
+// an operator would (`atis-scheduler migrate`, then `run`).
+func migratedURL(t *testing.T) string {
+	t.Helper()
+	url := dbtest.NewEmptyURL(t)
+	res := run(t, []string{"DATABASE_URL=" + url}, "migrate")
+	require.Equal(t, 0, res.code, "migrate: %s", res.stderr)
+	return url
+}
+
+// observerPool is the test's own pool on url, named so that it is not
+// counted among the daemon's sessions.
+func observerPool(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	require.NoError(t, err)
+	cfg.ConnConfig.RuntimeParams["application_name"] = "atis-chaos-observer"
+	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	cfg.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// procStatusKB reads a field such as VmHWM or VmRSS, in kB, from
+// /proc/<pid>/status; 0 when the process is gone.
+func procStatusKB(pid int, field string) int64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb
+		}
+	}
+	return 0
+}
+
+// alive reports whether the daemon process has not exited.
+func (d *daemon) alive() bool {
+	return d.cmd.ProcessState == nil && d.cmd.Process.Signal(syscall.Signal(0)) == nil
+}
+
+// metric reads one unlabelled sample (e.g. go_goroutines) from /metrics.
+func metric(addr, name string) (float64, error) {
+	client := http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("/metrics has no %s", name)
+}
+
+// readyz returns the status code of /readyz, 0 when it does not answer.
+func readyz(addr string) int {
+	client := http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// poll calls cond every interval until it is true or timeout passes, and
+// reports whether it became true.
+func poll(timeout, interval time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(interval)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/tomnomnom/linkheader"
 
 	"github.com/atis-edu/atis-scheduler/integrations"
+	"github.com/atis-edu/atis-scheduler/internal/origin"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -32,12 +33,16 @@ const (
 	DefaultMaxPages     = 100_000
 	DefaultMaxRetries   = 4
 	DefaultPageSize     = 100
-	DefaultTimeout      = 30 * time.Second
+	DefaultTimeout      = integrations.DefaultRequestTimeout
 	maxRetryAfter       = 5 * time.Minute
 )
 
 // Config is the integration's config column for http_json.
 type Config struct {
+	// AllowedOrigins are origins ("https://cdn.example.org") besides
+	// base_url's that may receive the credentials and headers, for a next
+	// page or a redirect there. A next page elsewhere fails the sync.
+	AllowedOrigins    []string          `json:"allowed_origins"`
 	BaseURL           string            `json:"base_url"`
 	Headers           map[string]string `json:"headers"`
 	IDField           string            `json:"id_field"`
@@ -106,6 +111,12 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 		return c, errors.New(`http_json config: "id_field" is required`)
 	case c.TimeoutSeconds < 0, c.MaxPageBytes < 0, c.MaxPages < 0, c.MaxRetries != nil && *c.MaxRetries < 0:
 		return c, errors.New("http_json config: timeout_seconds, max_page_bytes, max_pages and max_retries must not be negative")
+	}
+	for i, o := range c.AllowedOrigins {
+		if c.AllowedOrigins[i], err = origin.Parse(o); err != nil {
+			return c, fmt.Errorf(`http_json config: "allowed_origins" entry %d (%q) is not an origin like "https://cdn.example.org": %w`,
+				i+1, workers.RedactURL(o), err)
+		}
 	}
 	p := &c.Pagination
 	switch p.Type {
@@ -177,8 +188,13 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 		return err
 	}
 	timeout := time.Duration(cmp.Or(cfg.TimeoutSeconds, int(DefaultTimeout/time.Second))) * time.Second
+	// Each attempt's timeout starts once it has its turn under the rate
+	// limit, so the engine's transport applies it, not http.Client.Timeout.
+	ctx = integrations.WithRequestTimeout(ctx, timeout)
+	base, _ := url.Parse(cfg.BaseURL)
+	f := &fetcher{cfg: cfg, creds: creds, timeout: timeout, origin: origin.Of(base)}
 	perAttempt := *req.Client // its transport (rate limit, counting) is shared
-	perAttempt.Timeout = timeout
+	perAttempt.CheckRedirect = origin.CheckRedirect(f.trusted(), f.secretHeaders()...)
 	client := retryablehttp.NewClient()
 	client.HTTPClient = &perAttempt
 	client.Logger = nil
@@ -189,7 +205,8 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 	client.RetryWaitMin, client.RetryWaitMax = 200*time.Millisecond, 10*time.Second
 	client.Backoff = backoff
 	client.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	f := &fetcher{cfg: cfg, creds: creds, client: client, timeout: timeout}
+	client.CheckRetry = checkRetry
+	f.client = client
 
 	next, err := f.firstURL(req)
 	if err != nil {
@@ -198,6 +215,9 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 	for page := 1; next != ""; page++ {
 		if page > cfg.MaxPages {
 			return fmt.Errorf("page %d: more than max_pages (%d) pages: stopping (does the pagination loop?)", page, cfg.MaxPages)
+		}
+		if err := f.checkOrigin(next, page); err != nil {
+			return err
 		}
 		body, header, err := f.get(ctx, next, page)
 		if err != nil {
@@ -222,6 +242,37 @@ type fetcher struct {
 	creds   credentials
 	client  *retryablehttp.Client
 	timeout time.Duration
+	origin  string // base_url's
+}
+
+// trusted are the origins that may receive the credentials and headers.
+func (f *fetcher) trusted() []string { return append([]string{f.origin}, f.cfg.AllowedOrigins...) }
+
+// secretHeaders names every header that carries a credential or was
+// configured: none may follow a redirect to another origin.
+func (f *fetcher) secretHeaders() []string {
+	names := []string{"Authorization"}
+	if f.creds.Type == "api_key" {
+		names = append(names, f.creds.Header)
+	}
+	for k := range f.cfg.Headers {
+		names = append(names, k)
+	}
+	return names
+}
+
+// checkOrigin refuses a page on an origin that may not receive the
+// credentials, before any request goes there.
+func (f *fetcher) checkOrigin(target string, page int) error {
+	u, err := url.Parse(target)
+	if err != nil {
+		return fmt.Errorf("page %d: the next page's URL %s is not a URL", page, workers.RedactURL(target))
+	}
+	if o := origin.Of(u); !slices.Contains(f.trusted(), o) {
+		return fmt.Errorf("%w: page %d: the next page is on %s, not on the integration's origin %s; add it to config.allowed_origins to allow it",
+			integrations.ErrPermanent, page, o, f.origin)
+	}
+	return nil
 }
 
 func (f *fetcher) firstURL(req integrations.FetchRequest) (string, error) {
@@ -282,6 +333,15 @@ func (f *fetcher) get(ctx context.Context, target string, page int) ([]byte, htt
 		return nil, nil, fmt.Errorf("page %d: %s: the body is larger than max_page_bytes (%d bytes)", page, shown, f.cfg.MaxPageBytes)
 	}
 	return body, resp.Header, nil
+}
+
+// checkRetry is retryablehttp's default policy, except that a wait for the
+// rate limit that would pass the run's deadline is final.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if _, late := errors.AsType[*integrations.RateLimitWaitError](err); late {
+		return false, nil
+	}
+	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 }
 
 // describe names a request failure without the raw URL (it may carry a key).

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
 )
 
 // Defaults of Config.
@@ -46,6 +48,20 @@ type Config struct {
 	// DatabaseURLFile is the content of the file named by DATABASE_URL_FILE
 	// (Docker secrets); used when DATABASE_URL is empty.
 	DatabaseURLFile string `env:"DATABASE_URL_FILE,file"`
+
+	// AppKey is the web app's APP_KEY ("base64:" and 44 characters, or 32
+	// raw bytes), to read the system_configs rows it encrypted. Defaults to
+	// none: reading an encrypted row is then an error naming it.
+	AppKey laravelcrypt.Key `env:"ATIS_APP_KEY"`
+
+	// AppKeyFile is the key read from the file named by ATIS_APP_KEY_FILE
+	// (Docker secrets, systemd credentials); used when AppKey is empty.
+	AppKeyFile laravelcrypt.Key `env:"ATIS_APP_KEY_FILE,file"`
+
+	// AppPreviousKeys are the web app's APP_PREVIOUS_KEYS (comma-separated),
+	// tried after AppKey while values encrypted before a key rotation
+	// remain. Defaults to none.
+	AppPreviousKeys []laravelcrypt.Key `env:"ATIS_APP_PREVIOUS_KEYS"`
 
 	// ArchiveDir is where log retention archives rows before deleting them
 	// (gzip JSON lines under <dir>/<table>/), unless a run's parameters say
@@ -129,6 +145,9 @@ func Load(environ []string) (Config, error) {
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
 	c.DatabaseURL = cmp.Or(c.DatabaseURL, strings.TrimSpace(c.DatabaseURLFile))
+	if len(c.AppKey) == 0 {
+		c.AppKey = c.AppKeyFile
+	}
 	c.FailureAlertThreshold = cmp.Or(c.FailureAlertThreshold, DefaultFailureAlertThreshold)
 	c.HTTPAddr = cmp.Or(c.HTTPAddr, DefaultHTTPAddr)
 	c.JobTimeout = cmp.Or(c.JobTimeout, DefaultJobTimeout)
@@ -173,6 +192,12 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// AppKeys are the keys that decrypt what the web app encrypted: AppKey,
+// then AppPreviousKeys.
+func (c Config) AppKeys() laravelcrypt.Keys {
+	return append(laravelcrypt.Keys{c.AppKey}, c.AppPreviousKeys...)
+}
+
 // ErrNoDatabaseURL says that a command needs DATABASE_URL and it is not set.
 var ErrNoDatabaseURL = errors.New("DATABASE_URL is not set: point it at the ATİS PostgreSQL database " +
 	"(postgres://user:password@host:5432/dbname), or use `make run` for a private local one")
@@ -186,7 +211,7 @@ func (c Config) RequireDatabase() error {
 }
 
 // secretVars are never quoted back in an error.
-var secretVars = map[string]bool{"DATABASE_URL": true}
+var secretVars = map[string]bool{"DATABASE_URL": true, "ATIS_APP_KEY": true, "ATIS_APP_PREVIOUS_KEYS": true}
 
 // explain turns env's field-named errors into ones naming the variable.
 func explain(err error, vars map[string]string) error {
@@ -206,7 +231,11 @@ func explain(err error, vars map[string]string) error {
 		if secretVars[name] {
 			value = "(hidden)"
 		}
-		msgs = append(msgs, fmt.Sprintf("%s=%s is not a valid %s", name, value, describe(pe.Type)))
+		msg := fmt.Sprintf("%s=%s is not a valid %s", name, value, describe(pe.Type))
+		if isKey(pe.Type) { // its errors never quote the key
+			msg += ": " + pe.Err.Error()
+		}
+		msgs = append(msgs, msg)
 	}
 	return errors.New(strings.Join(msgs, "; "))
 }
@@ -220,6 +249,10 @@ func envName(field string) string {
 	return name
 }
 
+func isKey(t reflect.Type) bool {
+	return t == reflect.TypeFor[laravelcrypt.Key]() || t == reflect.TypeFor[[]laravelcrypt.Key]()
+}
+
 func describe(t reflect.Type) string {
 	switch {
 	case t == reflect.TypeFor[time.Duration]():
@@ -230,6 +263,8 @@ func describe(t reflect.Type) string {
 		return "whole number"
 	case t.Kind() == reflect.Bool:
 		return "boolean (true or false)"
+	case isKey(t):
+		return "application key (as the web app's APP_KEY: base64: and 44 characters)"
 	case t.Kind() == reflect.Map:
 		return "list of alias=class pairs separated by commas"
 	default:

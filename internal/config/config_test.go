@@ -1,6 +1,8 @@
 package config_test
 
 import (
+	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/config"
+	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
 )
 
 func TestLoad(t *testing.T) {
@@ -17,6 +20,13 @@ func TestLoad(t *testing.T) {
 
 	secretFile := filepath.Join(t.TempDir(), "database-url")
 	require.NoError(t, os.WriteFile(secretFile, []byte("postgres://u:s3cret@db/atis\n"), 0o600))
+	appKey := "base64:" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	keyFile := filepath.Join(t.TempDir(), "app-key")
+	require.NoError(t, os.WriteFile(keyFile, []byte(appKey+"\n"), 0o600))
+	badKeyFile := filepath.Join(t.TempDir(), "bad-key")
+	require.NoError(t, os.WriteFile(badKeyFile, []byte("base64:c2VjcmV0\n"), 0o600))
+	key := laravelcrypt.Key("0123456789abcdef0123456789abcdef")
+	old := laravelcrypt.Key("fedcba9876543210")
 
 	debug := slog.LevelDebug
 	tests := []struct {
@@ -63,6 +73,19 @@ func TestLoad(t *testing.T) {
 		{name: "BadLogLevel", env: []string{"ATIS_LOG_LEVEL=loud"}, wantErr: `ATIS_LOG_LEVEL="loud" is not a valid log level`},
 		{name: "BadHTTPAddr", env: []string{"ATIS_HTTP_ADDR=9464"}, wantErr: `ATIS_HTTP_ADDR="9464" is not a host:port`},
 		{name: "BadDuration", env: []string{"ATIS_SOFT_STOP_TIMEOUT=soon"}, wantErr: `ATIS_SOFT_STOP_TIMEOUT="soon" is not a valid duration`},
+		{name: "AppKey", env: []string{"ATIS_APP_KEY=" + appKey}, want: defaults(config.Config{AppKey: key})},
+		{name: "AppKeyRaw", env: []string{"ATIS_APP_KEY=0123456789abcdef0123456789abcdef"}, want: defaults(config.Config{AppKey: key})},
+		{name: "AppKeyFromFile", env: []string{"ATIS_APP_KEY_FILE=" + keyFile}, want: defaults(config.Config{AppKey: key, AppKeyFile: key})},
+		{
+			name: "PreviousKeys",
+			env:  []string{"ATIS_APP_KEY=" + appKey, "ATIS_APP_PREVIOUS_KEYS=base64:" + base64.StdEncoding.EncodeToString(old) + ",," + appKey},
+			want: defaults(config.Config{AppKey: key, AppPreviousKeys: []laravelcrypt.Key{old, nil, key}}),
+		},
+		{name: "BadAppKey", env: []string{"ATIS_APP_KEY=base64:c2VjcmV0"}, wantErr: `ATIS_APP_KEY=(hidden) is not a valid application key ` +
+			`(as the web app's APP_KEY: base64: and 44 characters): the key is 6 bytes; it must be 32 (AES-256) or 16 (AES-128)`},
+		{name: "BadAppKeyRaw", env: []string{"ATIS_APP_KEY=secret"}, wantErr: `ATIS_APP_KEY=(hidden) is not a valid application key`},
+		{name: "BadPreviousKey", env: []string{"ATIS_APP_PREVIOUS_KEYS=" + appKey + ",secret"}, wantErr: `ATIS_APP_PREVIOUS_KEYS=(hidden) is not a valid`},
+		{name: "BadAppKeyFile", env: []string{"ATIS_APP_KEY_FILE=" + badKeyFile}, wantErr: `ATIS_APP_KEY_FILE="` + badKeyFile + `" is not a valid application key`},
 		{name: "MissingSecretFile", env: []string{"DATABASE_URL_FILE=/nonexistent/db-url"}, wantErr: "/nonexistent/db-url"},
 	}
 	for _, tt := range tests {
@@ -72,6 +95,8 @@ func TestLoad(t *testing.T) {
 			got, err := config.Load(tt.env)
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
+				require.NotContains(t, err.Error(), "c2VjcmV0")
+				require.NotContains(t, err.Error(), "secret")
 				return
 			}
 			require.NoError(t, err)
@@ -106,6 +131,21 @@ func defaults(c config.Config) config.Config {
 	set(&c.PollInterval, 10*time.Second)
 	set(&c.MisfireGrace, time.Minute)
 	return c
+}
+
+// TestAppKeysNeverPrint: a configuration printed whole shows no key.
+func TestAppKeysNeverPrint(t *testing.T) {
+	t.Parallel()
+
+	key := "base64:" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	cfg, err := config.Load([]string{"ATIS_APP_KEY=" + key, "ATIS_APP_PREVIOUS_KEYS=" + key})
+	require.NoError(t, err)
+	require.Len(t, cfg.AppKeys(), 2)
+	for _, s := range []string{fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg)} {
+		require.NotContains(t, s, "0123456789")
+		require.NotContains(t, s, "MDEy")
+		require.NotContains(t, s, "48 49 50") // the bytes as numbers
+	}
 }
 
 func TestRequireDatabase(t *testing.T) {

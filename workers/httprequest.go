@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/riverqueue/river"
+
+	"github.com/atis-edu/atis-scheduler/internal/origin"
 )
 
 // Defaults of the http_request class.
@@ -82,6 +84,10 @@ func (HTTPRequestClass) Redact(params json.RawMessage) json.RawMessage {
 func (HTTPRequestClass) AddWorker(w *river.Workers) error {
 	client := retryablehttp.NewClient()
 	client.HTTPClient = cleanhttp.DefaultPooledClient()
+	// Go drops only Authorization and cookies on a redirect to another host
+	// (not to another port or a subdomain); the configured headers, which
+	// may hold keys, must not follow either.
+	client.HTTPClient.CheckRedirect = origin.CheckRedirect(nil)
 	client.RetryMax = 0 // River retries the attempt, by max_attempts
 	client.Logger = nil
 	// The default handler folds the URL into its error; ours reports what

@@ -1,0 +1,9 @@
+package workers_test
+
+import (
+	"testing"
+
+	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }

@@ -14,7 +14,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -78,9 +77,19 @@ func procStatusKB(pid int, field string) int64 {
 	return 0
 }
 
-// alive reports whether the daemon process has not exited.
+// alive reports whether the daemon process has not exited (a zombie not
+// yet waited for has).
 func (d *daemon) alive() bool {
-	return d.cmd.ProcessState == nil && d.cmd.Process.Signal(syscall.Signal(0)) == nil
+	if d.cmd.ProcessState != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces, the state follows its ')'.
+	_, after, _ := strings.Cut(string(stat), ") ")
+	return after != "" && after[0] != 'Z' && after[0] != 'X'
 }
 
 // metric reads one unlabelled sample (e.g. go_goroutines) from /metrics.

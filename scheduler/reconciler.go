@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/rivershared/startstop"
 )
 
 // Defaults of ReconcilerConfig.
@@ -20,6 +23,8 @@ const (
 	DefaultHeartbeat         = 10 * time.Second
 	DefaultDeadAfter         = time.Minute
 	DefaultReconcileInterval = time.Minute
+	deregisterTimeout        = 5 * time.Second
+	beatTimeout              = 5 * time.Second
 )
 
 // ReconcilerConfig tunes the Reconciler.
@@ -31,34 +36,44 @@ type ReconcilerConfig struct {
 	// Version is recorded with the instance.
 	Version string
 
-	// Heartbeat is how often this process says it is alive. Defaults to 10 seconds.
+	// Heartbeat is how often this process says it is alive, on a database
+	// connection of its own. Defaults to 10 seconds.
 	Heartbeat time.Duration
 
 	// DeadAfter is how long without a heartbeat makes a process dead.
-	// Defaults to 1 minute. A process on this host whose pid is gone is dead
-	// at once.
+	// Defaults to 1 minute. A process with the same HostKey (same boot, same
+	// pid namespace) whose pid is gone is dead at once.
 	DeadAfter time.Duration
 
 	// Interval is how often reconciliation runs. Defaults to 1 minute.
 	Interval time.Duration
 
+	// PassTimeout bounds one reconciliation pass; what it did not reach is
+	// done by the next. Defaults to Interval.
+	PassTimeout time.Duration
+
 	// AlertThreshold is passed on to the bookkeeping of runs it finishes.
 	AlertThreshold int
+
+	// HostKey says which processes share this one's pid space; defaults to
+	// HostKey(). Tests set it to pose as another host.
+	HostKey string
 }
 
 // Reconciler keeps River's job states, job_logs and scheduled_jobs
 // bookkeeping in agreement after crashes: it hands the runs of a dead
 // process back to the queue, closes job_logs rows that River has moved past,
-// and recomputes is_running.
+// and recomputes is_running. It also keeps this process's heartbeat.
 type Reconciler struct {
+	startstop.BaseStartStop
+
 	cfg      ReconcilerConfig
 	hostname string
 	logger   *slog.Logger
 	pool     *pgxpool.Pool
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	mu          sync.Mutex
+	lastBeatErr time.Time // when a heartbeat of ours last failed
 }
 
 // NewReconciler returns a Reconciler for this process.
@@ -66,72 +81,155 @@ func NewReconciler(pool *pgxpool.Pool, logger *slog.Logger, cfg ReconcilerConfig
 	cfg.Heartbeat = cmp.Or(cfg.Heartbeat, DefaultHeartbeat)
 	cfg.DeadAfter = cmp.Or(cfg.DeadAfter, DefaultDeadAfter)
 	cfg.Interval = cmp.Or(cfg.Interval, DefaultReconcileInterval)
+	cfg.PassTimeout = cmp.Or(cfg.PassTimeout, cfg.Interval)
 	cfg.AlertThreshold = cmp.Or(cfg.AlertThreshold, DefaultFailureAlertThreshold)
+	cfg.HostKey = cmp.Or(cfg.HostKey, HostKey())
 	host, _ := os.Hostname()
 	return &Reconciler{cfg: cfg, hostname: host, logger: logger.With(slog.String("component", "reconciler")), pool: pool}
+}
+
+// HostKey names the pid space this process lives in: the kernel's boot id
+// and the inode of its pid namespace. Two processes with the same key can
+// look each other up by pid; a hostname cannot tell that (containers with
+// host networking, cloned VMs share one). Empty where /proc does not say,
+// and then no process is judged by its pid.
+func HostKey() string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return ""
+	}
+	return "boot:" + strings.TrimSpace(string(boot)) + "/" + strings.ReplaceAll(ns, ":", "")
 }
 
 // Register records this process as alive. Call it before River starts, so
 // that no job is ever attributed to an unknown process.
 func (r *Reconciler) Register(ctx context.Context) error {
-	_, err := r.pool.Exec(ctx, `INSERT INTO scheduler_instances (id, hostname, pid, version) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`, r.cfg.InstanceID, r.hostname, os.Getpid(), r.cfg.Version)
+	return r.register(ctx, r.pool)
+}
+
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func (r *Reconciler) register(ctx context.Context, db execer) error {
+	_, err := db.Exec(ctx, `INSERT INTO scheduler_instances (id, hostname, pid, version, host_key) VALUES ($1, $2, $3, $4, nullif($5, ''))
+		ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`, r.cfg.InstanceID, r.hostname, os.Getpid(), r.cfg.Version, r.cfg.HostKey)
 	if err != nil {
 		return fmt.Errorf("register instance: %w", err)
 	}
 	return nil
 }
 
-// Start reconciles once, then heartbeats and reconciles periodically.
+// Start reconciles once, then keeps the heartbeat and reconciles
+// periodically, each in a goroutine of its own, until Stop, which also
+// removes this process's registration. The heartbeat must outlive the
+// daemon's work (a draining job is still ours): give Start a context that
+// ends with the process, not with the signal to stop. Starting twice is a
+// no-op.
 func (r *Reconciler) Start(ctx context.Context) error {
-	if _, err := r.Reconcile(ctx); err != nil {
+	ctx, shouldStart, started, stopped := r.StartInit(ctx)
+	if !shouldStart {
+		return nil
+	}
+	if _, err := r.pass(ctx); err != nil {
+		stopped()
 		return err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	r.done = make(chan struct{})
-	go r.loop(ctx)
+	go func() {
+		defer stopped()
+		started()
+		var wg sync.WaitGroup
+		wg.Go(func() { r.heartbeatLoop(ctx) })
+		wg.Go(func() { r.reconcileLoop(ctx) })
+		wg.Wait()
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deregisterTimeout)
+		defer cancel()
+		if _, err := r.pool.Exec(dctx, "DELETE FROM scheduler_instances WHERE id = $1", r.cfg.InstanceID); err != nil {
+			r.logger.WarnContext(dctx, "could not deregister instance", slog.String("error", err.Error()))
+		}
+	}()
 	return nil
 }
 
-// Stop ends the loop and removes this process's registration; safe before
-// Start and twice.
-func (r *Reconciler) Stop(ctx context.Context) {
-	r.mu.Lock()
-	cancel, done := r.cancel, r.done
-	r.cancel = nil
-	r.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
-	if _, err := r.pool.Exec(ctx, "DELETE FROM scheduler_instances WHERE id = $1", r.cfg.InstanceID); err != nil {
-		r.logger.WarnContext(ctx, "could not deregister instance", slog.String("error", err.Error()))
-	}
-}
-
-func (r *Reconciler) loop(ctx context.Context) {
-	defer close(r.done)
-	beat := time.NewTicker(r.cfg.Heartbeat)
-	defer beat.Stop()
-	reconcile := time.NewTicker(r.cfg.Interval)
-	defer reconcile.Stop()
+// heartbeatLoop says this process is alive every Heartbeat, on a connection
+// of its own: neither a busy pool nor a long reconciliation pass can delay
+// it.
+func (r *Reconciler) heartbeatLoop(ctx context.Context) {
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			_ = conn.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	ticker := time.NewTicker(r.cfg.Heartbeat)
+	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-beat.C:
-			if err := r.Register(ctx); err != nil && ctx.Err() == nil {
-				r.logger.WarnContext(ctx, "heartbeat failed", slog.String("error", err.Error()))
-			}
-		case <-reconcile.C:
-			if _, err := r.Reconcile(ctx); err != nil && ctx.Err() == nil {
-				r.logger.ErrorContext(ctx, "reconciliation failed", slog.String("error", err.Error()))
-			}
+		case <-ticker.C:
+		}
+		// A beat may take longer than the interval (a reconnect on a busy
+		// machine); the ticker then skips, it never queues beats up.
+		beatCtx, cancel := context.WithTimeout(ctx, max(r.cfg.Heartbeat, beatTimeout))
+		err := r.beat(beatCtx, &conn)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			r.mu.Lock()
+			r.lastBeatErr = time.Now()
+			r.mu.Unlock()
+			r.logger.WarnContext(ctx, "heartbeat failed", slog.String("error", err.Error()))
 		}
 	}
+}
+
+func (r *Reconciler) beat(ctx context.Context, conn **pgx.Conn) error {
+	if *conn == nil || (*conn).IsClosed() {
+		c, err := pgx.ConnectConfig(ctx, r.pool.Config().ConnConfig.Copy())
+		if err != nil {
+			return err
+		}
+		*conn = c
+	}
+	tag, err := (*conn).Exec(ctx, "UPDATE scheduler_instances SET heartbeat_at = now() WHERE id = $1", r.cfg.InstanceID)
+	if err != nil {
+		_ = (*conn).Close(context.WithoutCancel(ctx))
+		*conn = nil
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		r.logger.ErrorContext(ctx, "this process was declared dead by another replica while alive; registering again "+
+			"(its running jobs may have been handed back to the queue: check heartbeats, clocks and ATIS_DEAD_AFTER)",
+			slog.String("instance_id", r.cfg.InstanceID))
+		return r.register(ctx, *conn)
+	}
+	return nil
+}
+
+func (r *Reconciler) reconcileLoop(ctx context.Context) {
+	ticker := time.NewTicker(r.cfg.Interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		if _, err := r.pass(ctx); err != nil && ctx.Err() == nil {
+			r.logger.ErrorContext(ctx, "reconciliation failed", slog.String("error", err.Error()))
+		}
+	}
+}
+
+// pass is one Reconcile bounded by PassTimeout.
+func (r *Reconciler) pass(ctx context.Context) (ReconcileReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.PassTimeout)
+	defer cancel()
+	return r.Reconcile(ctx)
 }
 
 // ReconcileReport counts what one reconciliation repaired.
@@ -166,31 +264,41 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	return rep, nil
 }
 
-// deadInstances lists registered processes that are gone: on this host with
-// a pid that no longer runs (or is ours: a previous life of this container),
-// or anywhere without a heartbeat for DeadAfter.
-func (r *Reconciler) deadInstances(ctx context.Context) (dead, live []string, err error) {
-	rows, err := r.pool.Query(ctx, `SELECT id, hostname, pid, heartbeat_at < now() - make_interval(secs => $1)
-		FROM scheduler_instances`, r.cfg.DeadAfter.Seconds())
+// deadInstances lists the registered processes proven gone: one in this
+// pid space (same HostKey) whose pid no longer runs, or is ours (a
+// previous life of this process's pid); or any whose heartbeat stopped for
+// DeadAfter, judged only while silence proves something: not while our own
+// heartbeat has been failing within DeadAfter, nor within DeadAfter of the
+// database server's start (after an outage nobody's heartbeat could land).
+func (r *Reconciler) deadInstances(ctx context.Context) (dead []string, judgeSilence bool, err error) {
+	r.mu.Lock()
+	judgeSilence = r.lastBeatErr.IsZero() || time.Since(r.lastBeatErr) > r.cfg.DeadAfter
+	r.mu.Unlock()
+	var serverYoung bool
+	if err := r.pool.QueryRow(ctx, `SELECT pg_postmaster_start_time() > now() - make_interval(secs => $1)`,
+		r.cfg.DeadAfter.Seconds()).Scan(&serverYoung); err != nil {
+		return nil, false, fmt.Errorf("read server start: %w", err)
+	}
+	judgeSilence = judgeSilence && !serverYoung
+	rows, err := r.pool.Query(ctx, `SELECT id, pid, coalesce(host_key, ''), heartbeat_at < now() - make_interval(secs => $1)
+		FROM scheduler_instances WHERE id <> $2`, r.cfg.DeadAfter.Seconds(), r.cfg.InstanceID)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read instances: %w", err)
+		return nil, false, fmt.Errorf("read instances: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id, host string
+		var id, key string
 		var pid int
-		var stale bool
-		if err := rows.Scan(&id, &host, &pid, &stale); err != nil {
-			return nil, nil, err
+		var silent bool
+		if err := rows.Scan(&id, &pid, &key, &silent); err != nil {
+			return nil, false, err
 		}
-		gone := id != r.cfg.InstanceID && host == r.hostname && (pid == os.Getpid() || !pidAlive(pid))
-		if id != r.cfg.InstanceID && (stale || gone) {
+		gone := r.cfg.HostKey != "" && key == r.cfg.HostKey && (pid == os.Getpid() || !pidAlive(pid))
+		if gone || (silent && judgeSilence) {
 			dead = append(dead, id)
-		} else {
-			live = append(live, id)
 		}
 	}
-	return dead, live, rows.Err()
+	return dead, judgeSilence, rows.Err()
 }
 
 func pidAlive(pid int) bool {
@@ -200,10 +308,11 @@ func pidAlive(pid int) bool {
 
 // rescueDead hands the running jobs of dead processes back to River, as
 // River's own rescuer would (it waits an hour): retry when attempts remain,
-// discard otherwise. Jobs of processes never registered count as dead once
-// they have run DeadAfter without a live owner.
+// discard otherwise. A job whose process is not registered at all (a
+// process that died before our registration existed) counts as dead once it
+// has run DeadAfter, when silence can be judged.
 func (r *Reconciler) rescueDead(ctx context.Context) (int, error) {
-	dead, live, err := r.deadInstances(ctx)
+	dead, judgeSilence, err := r.deadInstances(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -217,9 +326,9 @@ func (r *Reconciler) rescueDead(ctx context.Context) (int, error) {
 					'error', 'the process working this attempt (' || coalesce(attempted_by[array_upper(attempted_by, 1)], 'unknown') || ') died', 'trace', ''))
 			WHERE state = 'running' AND (
 				attempted_by[array_upper(attempted_by, 1)] = ANY($1)
-				OR (NOT coalesce(attempted_by[array_upper(attempted_by, 1)] = ANY($2), false)
-					AND attempted_at < now() - make_interval(secs => $3)))`,
-			dead, live, r.cfg.DeadAfter.Seconds())
+				OR ($2 AND attempted_at < now() - make_interval(secs => $3)
+					AND NOT EXISTS (SELECT 1 FROM scheduler_instances i WHERE i.id = attempted_by[array_upper(attempted_by, 1)])))`,
+			dead, judgeSilence, r.cfg.DeadAfter.Seconds())
 		if err != nil {
 			return fmt.Errorf("rescue runs of dead processes: %w", err)
 		}

@@ -1,6 +1,7 @@
 package scheduler_test
 
 import (
+	"cmp"
 	"context"
 	"os"
 	"os/exec"
@@ -33,14 +34,18 @@ func TestReconcile(t *testing.T) {
 		require.NoError(t, err)
 		return scheduledJobID, jobID
 	}
-	register := func(t *testing.T, b *bundle, id, hostname string, pid int, age time.Duration) {
+	// register records a process in the pid space hostKey (this one's when
+	// empty) as last heard of age ago.
+	register := func(t *testing.T, b *bundle, id, hostname, hostKey string, pid int, age time.Duration) {
 		t.Helper()
-		_, err := b.pool.Exec(ctx, `INSERT INTO scheduler_instances (id, hostname, pid, heartbeat_at)
-			VALUES ($1, $2, $3, now() - make_interval(secs => $4))`, id, hostname, pid, age.Seconds())
+		_, err := b.pool.Exec(ctx, `INSERT INTO scheduler_instances (id, hostname, pid, host_key, heartbeat_at)
+			VALUES ($1, $2, $3, $4, now() - make_interval(secs => $5))`, id, hostname, pid, cmp.Or(hostKey, scheduler.HostKey()), age.Seconds())
 		require.NoError(t, err)
 	}
+	// A short DeadAfter: the test cluster is younger than the default, and
+	// silence is not judged within DeadAfter of the server's start.
 	reconciler := func(b *bundle) *scheduler.Reconciler {
-		return scheduler.NewReconciler(b.pool, dbtest.Logger(), scheduler.ReconcilerConfig{InstanceID: "me"})
+		return scheduler.NewReconciler(b.pool, dbtest.Logger(), scheduler.ReconcilerConfig{InstanceID: "me", DeadAfter: time.Second})
 	}
 
 	t.Run("DeadProcessRunGoesBackToTheQueue", func(t *testing.T) {
@@ -48,7 +53,7 @@ func TestReconcile(t *testing.T) {
 
 		b := setup(t, setupOpts{})
 		id, jobID := workedBy(t, b, "ghost", 3)
-		register(t, b, "ghost", "elsewhere", 1, 5*time.Minute)
+		register(t, b, "ghost", "elsewhere", "boot:other/pid[1]", 1, 5*time.Minute)
 		rep, err := reconciler(b).Reconcile(ctx)
 		require.NoError(t, err)
 		require.Equal(t, scheduler.ReconcileReport{Rescued: 1, Closed: 1}, rep)
@@ -73,7 +78,7 @@ func TestReconcile(t *testing.T) {
 
 		b := setup(t, setupOpts{})
 		id, jobID := workedBy(t, b, "ghost", 1)
-		register(t, b, "ghost", "elsewhere", 1, 5*time.Minute)
+		register(t, b, "ghost", "elsewhere", "boot:other/pid[1]", 1, 5*time.Minute)
 		_, err := reconciler(b).Reconcile(ctx)
 		require.NoError(t, err)
 		require.Equal(t, "discarded", scalar[string](t, b.pool, "SELECT state::text FROM river_job WHERE id = $1", jobID))
@@ -90,7 +95,7 @@ func TestReconcile(t *testing.T) {
 
 		b := setup(t, setupOpts{})
 		id, jobID := workedBy(t, b, "alive", 3)
-		register(t, b, "alive", "elsewhere", 1, 5*time.Second)
+		register(t, b, "alive", "elsewhere", "boot:other/pid[1]", 1, 0)
 		rep, err := reconciler(b).Reconcile(ctx)
 		require.NoError(t, err)
 		require.Zero(t, rep)
@@ -105,11 +110,29 @@ func TestReconcile(t *testing.T) {
 		_, jobID := workedBy(t, b, "restarted", 3)
 		gone := exec.Command("true")
 		require.NoError(t, gone.Run())
-		register(t, b, "restarted", host, gone.Process.Pid, 0) // heartbeat fresh, pid gone
+		register(t, b, "restarted", host, "", gone.Process.Pid, 0) // heartbeat fresh, pid gone
 		rep, err := reconciler(b).Reconcile(ctx)
 		require.NoError(t, err)
 		require.Equal(t, 1, rep.Rescued)
 		require.Equal(t, "available", scalar[string](t, b.pool, "SELECT state::text FROM river_job WHERE id = $1", jobID))
+	})
+
+	// Containers with host networking, cloned VMs: the same hostname, each
+	// its own pid space. The other's pid means nothing here; while its
+	// heartbeat is fresh it is alive.
+	t.Run("SameHostnameOtherPidSpaceIsAlive", func(t *testing.T) {
+		t.Parallel()
+
+		b := setup(t, setupOpts{})
+		id, jobID := workedBy(t, b, "twin", 3)
+		gone := exec.Command("true")
+		require.NoError(t, gone.Run())
+		register(t, b, "twin", host, "boot:"+host+"/pid[4026532177]", gone.Process.Pid, 0)
+		rep, err := reconciler(b).Reconcile(ctx)
+		require.NoError(t, err)
+		require.Zero(t, rep)
+		require.Equal(t, "running", scalar[string](t, b.pool, "SELECT state::text FROM river_job WHERE id = $1", jobID))
+		require.Equal(t, "processing", jobLogs(t, b, id)[0].Status)
 	})
 
 	t.Run("CompletedButUnrecordedRunIsFinalized", func(t *testing.T) {
@@ -139,4 +162,58 @@ func TestReconcile(t *testing.T) {
 		require.Equal(t, 1, rep.Flags)
 		require.False(t, scalar[bool](t, b.pool, "SELECT is_running FROM scheduled_jobs WHERE id = $1", id))
 	})
+}
+
+// TestHeartbeatNeverWaitsForAPass: a reconciliation pass stuck behind a
+// lock (a long migration, a vacuum full) neither stops the heartbeat nor
+// runs for ever.
+func TestHeartbeatNeverWaitsForAPass(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	b := setup(t, setupOpts{})
+	rec := scheduler.NewReconciler(b.pool, dbtest.Logger(), scheduler.ReconcilerConfig{
+		InstanceID: "beating", Heartbeat: 50 * time.Millisecond, Interval: 100 * time.Millisecond, PassTimeout: 300 * time.Millisecond,
+	})
+	require.NoError(t, rec.Register(ctx))
+	require.NoError(t, rec.Start(ctx))
+	require.NoError(t, rec.Start(ctx), "a second Start is a no-op")
+
+	// Every pass reads job_logs: hold it locked for a while.
+	locker, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	_, err = locker.Exec(ctx, "LOCK TABLE job_logs IN ACCESS EXCLUSIVE MODE")
+	require.NoError(t, err)
+	beats := map[time.Time]bool{}
+	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(25 * time.Millisecond) {
+		beats[scalar[time.Time](t, b.pool, "SELECT heartbeat_at FROM scheduler_instances WHERE id = 'beating'")] = true
+	}
+	require.NoError(t, locker.Rollback(ctx))
+	require.GreaterOrEqual(t, len(beats), 10, "the heartbeat went on while passes waited on the lock")
+
+	rec.Stop()
+	rec.Stop()
+	require.Zero(t, scalar[int](t, b.pool, "SELECT count(*) FROM scheduler_instances"), "Stop deregisters")
+}
+
+// TestReplicaDeclaredDeadRegistersAgain: a process whose registration
+// another replica removed says so loudly and registers again at its next
+// heartbeat, rather than staying invisible (and its jobs up for rescue).
+func TestReplicaDeclaredDeadRegistersAgain(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	b := setup(t, setupOpts{})
+	rec := scheduler.NewReconciler(b.pool, dbtest.Logger(), scheduler.ReconcilerConfig{
+		InstanceID: "zombie", Heartbeat: 50 * time.Millisecond,
+	})
+	rec.Stop() // before Start: a no-op
+	require.NoError(t, rec.Register(ctx))
+	require.NoError(t, rec.Start(ctx))
+	t.Cleanup(rec.Stop)
+	_, err := b.pool.Exec(ctx, "DELETE FROM scheduler_instances WHERE id = 'zombie'")
+	require.NoError(t, err)
+	eventually(t, func() bool {
+		return scalar[int](t, b.pool, "SELECT count(*) FROM scheduler_instances WHERE id = 'zombie'") == 1
+	}, "registered again")
 }

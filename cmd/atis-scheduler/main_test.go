@@ -140,7 +140,13 @@ func (b *syncBuffer) String() string {
 
 func startDaemon(t *testing.T, env ...string) *daemon {
 	t.Helper()
-	cmd := exec.Command(binary, "run", "--log-format", "json")
+	return startCommand(t, exec.Command(binary, "run", "--log-format", "json"), env...)
+}
+
+// startCommand starts cmd, a daemon started some other way (under
+// unshare, say), with env.
+func startCommand(t *testing.T, cmd *exec.Cmd, env ...string) *daemon {
+	t.Helper()
 	cmd.Env = append([]string{"ATIS_HTTP_ADDR=127.0.0.1:0"}, env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)

@@ -68,7 +68,12 @@ func InstanceID() string {
 		}
 		return '_'
 	}, host)
-	return fmt.Sprintf("%s_%d_%04x", host, os.Getpid(), rand.Uint32N(1<<16))
+	if len(host) > 60 { // scheduler_instances.id holds 100
+		host = host[:60]
+	}
+	// 48 random bits: replicas with the same hostname and pid (containers,
+	// cloned VMs) still get ids of their own.
+	return fmt.Sprintf("%s_%d_%012x", host, os.Getpid(), rand.Uint64N(1<<48))
 }
 
 // Run checks the schema, starts everything, logs "ready", and serves until
@@ -93,13 +98,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.reconciler.Register(ctx); err != nil {
 		return err
 	}
-	defer d.reconciler.Stop(context.WithoutCancel(ctx))
-	// River's work must outlive ctx: the shutdown below stops it explicitly,
-	// with its soft-stop timeout, rather than at once.
+	defer d.reconciler.Stop()
+	// River's work and this process's heartbeat must outlive ctx: the
+	// shutdown below stops River explicitly, with its soft-stop timeout, and
+	// the heartbeat goes on until the last job has returned.
 	if err := d.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start river client: %w", err)
 	}
-	if err := d.reconciler.Start(ctx); err != nil {
+	if err := d.reconciler.Start(context.WithoutCancel(ctx)); err != nil {
 		return errors.Join(err, d.stopRiver())
 	}
 	if err := d.scheduler.Start(ctx); err != nil {

@@ -189,7 +189,31 @@ func cancelMessage(e *rivertype.JobCancelError) string {
 // worked; if so it changes nothing and reports busy.
 func (rec *Recorder) begin(ctx context.Context, r run, start time.Time) (busy bool, err error) {
 	guard := r.args.ScheduledJobID != 0 && r.meta.OverlapPolicy != OverlapAllow
-	err = rec.pool.QueryRow(ctx, `WITH busy AS (
+	if !guard {
+		return false, rec.markProcessing(ctx, rec.pool, r, start, false, &busy)
+	}
+	// Two runs of one schedule fetched together would each see the other as
+	// not yet started: their checks take turns under a lock of the schedule's
+	// own, held until the winner's row says processing.
+	err = pgx.BeginFunc(ctx, rec.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", overlapLockClass, int32(r.args.ScheduledJobID)); err != nil {
+			return fmt.Errorf("lock schedule %d: %w", r.args.ScheduledJobID, err)
+		}
+		return rec.markProcessing(ctx, tx, r, start, true, &busy)
+	})
+	return busy, err
+}
+
+// overlapLockClass is the first key of the advisory locks that serialise
+// the overlap checks of one schedule ('atis').
+const overlapLockClass int32 = 0x61746973
+
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func (rec *Recorder) markProcessing(ctx context.Context, db queryRower, r run, start time.Time, guard bool, busy *bool) error {
+	err := db.QueryRow(ctx, `WITH busy AS (
 			SELECT $4::bool AND EXISTS (SELECT 1 FROM job_logs WHERE scheduled_job_id = $5 AND status = 'processing'
 				AND river_job_id <> $1) AS b
 		), upd AS (
@@ -204,11 +228,11 @@ func (rec *Recorder) begin(ctx context.Context, r run, start time.Time) (busy bo
 		)
 		SELECT b FROM busy`,
 		r.job.ID, r.job.Attempt, start.UTC(), guard, r.scheduledJobID(), fmt.Sprint(r.job.ID), r.meta.JobClass, r.job.Queue,
-		r.payload, r.args.ExecutedBy).Scan(&busy)
+		r.payload, r.args.ExecutedBy).Scan(busy)
 	if err != nil {
-		return false, fmt.Errorf("mark attempt processing: %w", err)
+		return fmt.Errorf("mark attempt processing: %w", err)
 	}
-	return busy, nil
+	return nil
 }
 
 func (r run) scheduledJobID() *int64 {

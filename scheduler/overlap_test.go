@@ -1,0 +1,83 @@
+package scheduler_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/stretchr/testify/require"
+
+	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/schedtest"
+	"github.com/atis-edu/atis-scheduler/scheduler"
+	"github.com/atis-edu/atis-scheduler/workers"
+)
+
+// concurrency tracks, per schedule, how many runs work at once.
+type concurrency struct {
+	mu      sync.Mutex
+	now     map[int64]int
+	highest map[int64]int
+}
+
+func (c *concurrency) class() workers.Class {
+	return testClass{name: "test_overlap", work: func(ctx context.Context, job *river.Job[testArgs]) error {
+		id := job.Args.ScheduledJobID
+		c.mu.Lock()
+		c.now[id]++
+		c.highest[id] = max(c.highest[id], c.now[id])
+		c.mu.Unlock()
+		time.Sleep(100 * time.Millisecond)
+		c.mu.Lock()
+		c.now[id]--
+		c.mu.Unlock()
+		return nil
+	}}
+}
+
+// TestOverlapCheckAtStartIsAtomic: runs of one skip schedule that River
+// fetches together (admins' run-now clicks, which the enqueue-time check lets
+// through) never work at the same time: the start-time check is atomic.
+func TestOverlapCheckAtStartIsAtomic(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	pool := dbtest.Pool(t, ownedDatabase(t))
+	c := &concurrency{now: map[int64]int{}, highest: map[int64]int{}}
+	registry, err := workers.NewRegistry(c.class())
+	require.NoError(t, err)
+	client := schedtest.NewClient(t, pool, registry, scheduler.RecorderConfig{})
+	sched := scheduler.New(pool, client, registry, dbtest.Logger(), scheduler.Config{})
+
+	const schedules, runsEach = 8, 3
+	var ids []int64
+	for range schedules {
+		var id int64
+		require.NoError(t, pool.QueryRow(ctx, `INSERT INTO scheduled_jobs (name, job_class, cron_expression, overlap_policy, parameters)
+			VALUES ('o', 'test_overlap', '0 0 1 1 *', 'skip', $1) RETURNING id`, json.RawMessage(`{}`)).Scan(&id))
+		ids = append(ids, id)
+		for range runsEach {
+			_, err := sched.RunNow(ctx, id, nil)
+			require.NoError(t, err)
+		}
+	}
+	// Every run is queued before the workers start, so that they are
+	// fetched together.
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.StopAndCancel(ctx)
+	})
+	eventually(t, func() bool {
+		return scalar[int](t, pool, "SELECT count(*) FROM job_logs WHERE status = 'completed'") == schedules*runsEach
+	}, "every run completes, one after another")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		require.Equal(t, 1, c.highest[id], "schedule %d had runs working at once", id)
+	}
+}

@@ -58,6 +58,9 @@ func rowName(key, scope string, scopeID *int64) string {
 	}
 }
 
+// scopeGroup is scope_id, except that every global row is one group.
+const scopeGroup = `CASE WHEN coalesce(scope, 'global') <> 'global' THEN scope_id END`
+
 const columns = `config_key, coalesce(scope, 'global'), scope_id, config_value, data_type, coalesce(is_encrypted, false)`
 
 // Get returns the value of key in scope: of the row with scopeID, or, with
@@ -81,14 +84,15 @@ func (r Reader) Get(ctx context.Context, key, scope string, scopeID *int64) (jso
 	return s.Value, s.Err
 }
 
-// Latest returns the rows of keys in scopes, one per (key, scope,
-// scope_id): the most recently updated where several share them (the
-// table's unique key does not hold for a NULL scope_id). A row that cannot
-// be read has its Err set; the error is the query's.
+// Latest returns the rows of keys in scopes, one per key and scope (and
+// scope_id, but for scope global): the most recently updated where several
+// share them (the table's unique key does not hold for a NULL scope_id).
+// They come ordered by key, scope and scope_id. A row that cannot be read
+// has its Err set; the error is the query's.
 func (r Reader) Latest(ctx context.Context, keys []string, scopes ...string) ([]Setting, error) {
-	rows, err := r.Pool.Query(ctx, `SELECT DISTINCT ON (config_key, coalesce(scope, 'global'), scope_id) `+columns+`
+	rows, err := r.Pool.Query(ctx, `SELECT DISTINCT ON (config_key, coalesce(scope, 'global'), `+scopeGroup+`) `+columns+`
 		FROM system_configs WHERE config_key = ANY($1) AND coalesce(scope, 'global') = ANY($2)
-		ORDER BY config_key, coalesce(scope, 'global'), scope_id, updated_at DESC NULLS LAST, id DESC`, keys, scopes)
+		ORDER BY config_key, coalesce(scope, 'global'), `+scopeGroup+`, updated_at DESC NULLS LAST, id DESC`, keys, scopes)
 	if err != nil {
 		return nil, fmt.Errorf("read system_configs: %w", err)
 	}

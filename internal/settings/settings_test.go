@@ -106,6 +106,7 @@ func TestReader(t *testing.T) {
 	_, err := pool.Exec(ctx, `INSERT INTO system_configs (config_key, config_value, scope, scope_id, data_type, is_encrypted, updated_at) VALUES
 		('token', $1, 'global', NULL, 'string', true, now() - interval '1 day'),
 		('token', $2, 'global', NULL, 'string', true, now()),
+		('token', '"global, stale, with a scope_id"', 'global', 9, 'string', false, now() - interval '2 days'),
 		('token', '"module one"', 'module', 1, 'string', false, now()),
 		('days', '"30"', 'global', NULL, 'integer', false, now()),
 		('days', $3, 'module', 7, 'integer', true, now()),
@@ -166,5 +167,6 @@ func TestReader(t *testing.T) {
 		require.True(t, got[2].Encrypted)
 		require.False(t, got[1].Encrypted)
 		require.NotContains(t, strings.Join(lines, "\n"), "old token")
+		require.NotContains(t, strings.Join(lines, "\n"), "stale")
 	})
 }

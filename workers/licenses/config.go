@@ -3,10 +3,13 @@ package licenses
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/atis-edu/atis-scheduler/internal/settings"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -46,50 +49,83 @@ func (t thresholds) forModule(moduleID *int64) ([]int, bool) {
 // loadThresholds reads system_configs unless override is set. Where several
 // rows share a scope (the seed's unique key does not hold for a NULL
 // scope_id), the most recently updated wins.
-func loadThresholds(ctx context.Context, pool *pgxpool.Pool, override []int) (thresholds, error) {
+func loadThresholds(ctx context.Context, reader settings.Reader, override []int) (thresholds, error) {
 	t := thresholds{override: override, modules: map[int64][]int{}, badModule: map[int64]bool{}}
 	if override != nil {
 		return t, nil
 	}
-	rows, err := pool.Query(ctx, `SELECT DISTINCT ON (c.scope, c.scope_id) c.scope, c.scope_id, c.config_value, m.code
-		FROM system_configs c LEFT JOIN system_modules m ON c.scope = 'module' AND m.id = c.scope_id
-		WHERE c.config_key = $1 AND c.scope IN ('global', 'module')
-		ORDER BY c.scope, c.scope_id, c.updated_at DESC NULLS LAST, c.id DESC`, ConfigKey)
+	rows, err := reader.Latest(ctx, []string{ConfigKey}, "global", "module")
 	if err != nil {
 		return t, fmt.Errorf("read %s: %w", ConfigKey, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			scope   string
-			scopeID *int64
-			value   json.RawMessage
-			code    *string
-		)
-		if err := rows.Scan(&scope, &scopeID, &value, &code); err != nil {
+	for _, row := range rows {
+		if row.Scope == "module" && row.ScopeID == nil {
+			t.errors = append(t.errors, fmt.Sprintf("system_configs %s (scope module) has no scope_id naming the module", ConfigKey))
+			continue
+		}
+		days, perr := parseSetting(row)
+		switch {
+		case perr == nil && row.Scope == "global":
+			t.global = days
+			continue
+		case perr == nil:
+			t.modules[*row.ScopeID] = days
+			continue
+		case row.Scope == "global":
+			t.badGlobal = true
+		default:
+			t.badModule[*row.ScopeID] = true
+		}
+		msg, err := settingError(ctx, reader.Pool, row, perr)
+		if err != nil {
 			return t, err
 		}
-		days, perr := parseConfigValue(value)
-		switch {
-		case scope == "global" && perr != nil:
-			t.badGlobal = true
-			t.errors = append(t.errors, fmt.Sprintf("system_configs %s (scope global): %v", ConfigKey, perr))
-		case scope == "global":
-			t.global = days
-		case scopeID == nil:
-			t.errors = append(t.errors, fmt.Sprintf("system_configs %s (scope module) has no scope_id naming the module", ConfigKey))
-		case perr != nil:
-			t.badModule[*scopeID] = true
-			name := fmt.Sprint(*scopeID)
-			if code != nil {
-				name = fmt.Sprintf("%d (%s)", *scopeID, *code)
-			}
-			t.errors = append(t.errors, fmt.Sprintf("system_configs %s (scope module, module %s): %v", ConfigKey, name, perr))
-		default:
-			t.modules[*scopeID] = days
-		}
+		t.errors = append(t.errors, msg)
 	}
-	return t, rows.Err()
+	return t, nil
+}
+
+// parseSetting reads a row's warning days. A row that cannot be read
+// returns its own error (which names it); an encrypted row's value is not
+// quoted.
+func parseSetting(row settings.Setting) ([]int, error) {
+	if row.Err != nil {
+		return nil, row.Err
+	}
+	days, err := parseConfigValue(row.Value)
+	if err != nil && row.Encrypted {
+		return nil, errors.New("the decrypted value is not a list of whole days such as [30, 7, 1]")
+	}
+	return days, err
+}
+
+// settingError says which row err is about.
+func settingError(ctx context.Context, pool *pgxpool.Pool, row settings.Setting, err error) (string, error) {
+	var verr *settings.ValueError
+	switch {
+	case errors.As(err, &verr):
+		return err.Error(), nil
+	case row.Scope == "global":
+		return fmt.Sprintf("system_configs %s (scope global): %v", ConfigKey, err), nil
+	}
+	name, qerr := moduleName(ctx, pool, *row.ScopeID)
+	if qerr != nil {
+		return "", qerr
+	}
+	return fmt.Sprintf("system_configs %s (scope module, module %s): %v", ConfigKey, name, err), nil
+}
+
+// moduleName names a module in messages: its id, and its code when known.
+func moduleName(ctx context.Context, pool *pgxpool.Pool, id int64) (string, error) {
+	var code *string
+	err := pool.QueryRow(ctx, `SELECT code FROM system_modules WHERE id = $1`, id).Scan(&code)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows) || (err == nil && code == nil):
+		return fmt.Sprint(id), nil
+	case err != nil:
+		return "", fmt.Errorf("read system_modules %d: %w", id, err)
+	}
+	return fmt.Sprintf("%d (%s)", id, *code), nil
 }
 
 // parseConfigValue accepts what parseDays accepts, also wrapped in an

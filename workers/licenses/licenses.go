@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
+	"github.com/atis-edu/atis-scheduler/internal/settings"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -38,6 +40,10 @@ const ConfigKey = "licenses.expiry_warning_days"
 type Class struct {
 	// Pool is the database.
 	Pool *pgxpool.Pool
+
+	// AppKeys decrypt encrypted system_configs values (ATIS_APP_KEY).
+	// Defaults to none: an encrypted threshold config is then an error.
+	AppKeys laravelcrypt.Keys
 
 	// PageSize is how many licenses one transaction checks. Defaults to 1000.
 	PageSize int
@@ -146,7 +152,7 @@ func (c Class) Check(ctx context.Context, warningDays []int) (Result, error) {
 		clock = time.Now
 	}
 	now := clock().UTC()
-	thresholds, err := loadThresholds(ctx, c.Pool, warningDays)
+	thresholds, err := loadThresholds(ctx, settings.Reader{Pool: c.Pool, Keys: c.AppKeys}, warningDays)
 	if err != nil {
 		return res, err
 	}

@@ -3,12 +3,14 @@ package retention
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/atis-edu/atis-scheduler/internal/settings"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -21,19 +23,22 @@ type days struct {
 // system_configs key retention.<table>.days (scope global), else
 // platform.global_settings key retention.<table>.days, else the default.
 // A malformed value leaves its table out and is returned as an error.
-func resolveDays(ctx context.Context, pool *pgxpool.Pool, params map[string]json.RawMessage) (map[string]days, []string) {
+func resolveDays(ctx context.Context, reader settings.Reader, params map[string]json.RawMessage) (map[string]days, []string) {
 	out := map[string]days{}
 	var errs []string
 	keys := make([]string, len(Targets))
 	for i, t := range Targets {
 		keys[i] = "retention." + t.Name + ".days"
 	}
-	configs, err := readSettings(ctx, pool, `SELECT DISTINCT ON (config_key) config_key, config_value FROM system_configs
-		WHERE config_key = ANY($1) AND scope = 'global' ORDER BY config_key, updated_at DESC NULLS LAST, id DESC`, keys)
+	configs, err := reader.Latest(ctx, keys, "global")
 	if err != nil {
-		errs = append(errs, err.Error())
+		errs = append(errs, fmt.Sprintf("read retention settings: %v", err))
 	}
-	settings, err := readSettings(ctx, pool, `SELECT key, value FROM platform.global_settings
+	byKey := map[string]settings.Setting{}
+	for _, c := range configs {
+		byKey[c.Key] = c
+	}
+	global, err := readSettings(ctx, reader.Pool, `SELECT key, value FROM platform.global_settings
 		WHERE key = ANY($1) AND deleted_at IS NULL`, keys)
 	if err != nil {
 		errs = append(errs, err.Error())
@@ -42,18 +47,25 @@ func resolveDays(ctx context.Context, pool *pgxpool.Pool, params map[string]json
 		key := "retention." + t.Name + ".days"
 		var raw json.RawMessage
 		var source, where string
+		config, hasConfig := byKey[key]
 		switch {
 		case params[t.Name] != nil:
 			raw, source, where = params[t.Name], "parameters", "parameters tables."+t.Name
-		case configs[key] != nil:
-			raw, source, where = configs[key], "system_configs", "system_configs "+key
-		case settings[key] != nil:
-			raw, source, where = settings[key], "global_settings", "platform.global_settings "+key
+		case hasConfig && config.Err != nil: // it names the row and never quotes the value
+			errs = append(errs, fmt.Sprintf("%v; %s was not purged", config.Err, t.Name))
+			continue
+		case hasConfig:
+			raw, source, where = config.Value, "system_configs", "system_configs "+key
+		case global[key] != nil:
+			raw, source, where = global[key], "global_settings", "platform.global_settings "+key
 		default:
 			out[t.Name] = days{days: t.DefaultDays, source: "default"}
 			continue
 		}
 		d, err := parseDays(raw)
+		if err != nil && source == "system_configs" && config.Encrypted {
+			err = errors.New("the decrypted value is not whole days to keep (0 keeps forever)")
+		}
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v; %s was not purged", where, err, t.Name))
 			continue

@@ -21,6 +21,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
+	"github.com/atis-edu/atis-scheduler/internal/settings"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -83,6 +85,9 @@ type Observer interface {
 type Class struct {
 	// Pool is the database.
 	Pool *pgxpool.Pool
+	// AppKeys decrypt encrypted system_configs values (ATIS_APP_KEY).
+	// Defaults to none: an encrypted retention setting is then an error.
+	AppKeys laravelcrypt.Keys
 	// ArchiveDir is the default archive directory (ATIS_ARCHIVE_DIR).
 	ArchiveDir string
 	// Observer counts deleted rows. Optional.
@@ -218,7 +223,7 @@ func (c Class) Purge(ctx context.Context, p Params) (Result, error) {
 	}
 	deadline := time.Now().Add(p.budget())
 	archiveDir := cmp.Or(p.ArchiveDir, c.ArchiveDir)
-	days, errs := resolveDays(ctx, c.Pool, p.Tables)
+	days, errs := resolveDays(ctx, settings.Reader{Pool: c.Pool, Keys: c.AppKeys}, p.Tables)
 	res.Errors = errs
 	runID := clock().UTC().Format("20060102T150405Z")
 	for _, t := range Targets {

@@ -474,8 +474,11 @@ type NewRun struct {
 	OverlapPolicy string
 	// Queue defaults to River's default queue.
 	Queue string
-	// Redacted are the parameters as job_logs may show them. Defaults to
-	// Args.Parameters.
+	// Redacted are the parameters as job_logs and River's queue may show
+	// them. Where they differ from Args.Parameters (secrets hidden), the
+	// queue carries them, marked, and the worker reads the real ones from
+	// the schedule at run time: a run with secrets needs a ScheduledJobID.
+	// Defaults to Args.Parameters.
 	Redacted json.RawMessage
 	// RetryDelay is the wait before a retry.
 	RetryDelay time.Duration
@@ -487,7 +490,8 @@ type NewRun struct {
 
 // Enqueue inserts, in tx, one River job and its queued attempt-1 job_logs
 // row, and returns the job's id. Every run, scheduled, manual or dispatched,
-// goes through it.
+// goes through it. Neither row holds secrets (see NewRun.Redacted); a run
+// with secrets and no schedule is refused (workers.ErrSecretsWithoutSchedule).
 func Enqueue(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], run NewRun) (int64, error) {
 	delay := int64(run.RetryDelay / time.Second)
 	meta, err := json.Marshal(runMetadata{JobClass: cmp.Or(run.JobClass, run.Class), OverlapPolicy: run.OverlapPolicy,
@@ -495,7 +499,11 @@ func Enqueue(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], run N
 	if err != nil {
 		return 0, err
 	}
-	res, err := client.InsertTx(ctx, tx, workers.InsertArgs(run.Class, run.Args), &river.InsertOpts{
+	queued, err := run.Args.WithRedacted(run.Redacted)
+	if err != nil {
+		return 0, fmt.Errorf("enqueue %s: %w", run.Class, err)
+	}
+	res, err := client.InsertTx(ctx, tx, workers.InsertArgs(run.Class, queued), &river.InsertOpts{
 		MaxAttempts: max(run.MaxAttempts, 1), Metadata: meta, Queue: cmp.Or(run.Queue, river.QueueDefault),
 	})
 	if err != nil {
@@ -506,11 +514,7 @@ func Enqueue(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], run N
 			return 0, err
 		}
 	}
-	shown := run.Args
-	if run.Redacted != nil {
-		shown.Parameters = run.Redacted
-	}
-	payload, err := json.Marshal(shown)
+	payload, err := json.Marshal(queued)
 	if err != nil {
 		return 0, err
 	}

@@ -14,8 +14,10 @@ import (
 
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
 	"github.com/atis-edu/atis-scheduler/internal/origin"
 )
 
@@ -29,11 +31,24 @@ const (
 // HTTPRequestClass is the `http_request` job class: one HTTP request whose
 // answer must carry an expected status.
 //
-// Parameters: url (required, http or https), method (GET), headers (object
-// of strings; their values never appear in logs or job_logs), body (a string
-// sent as is, or any other JSON value sent as JSON), expect_status (a code or
-// a list of codes; default any 2xx), timeout_seconds (30; at most 3600).
-type HTTPRequestClass struct{}
+// Parameters: url (required, http or https), method (GET), headers (object;
+// each value a string, or {"from_config": "<system_configs key>"} read at run
+// time from system_configs, scope global; values never appear in logs,
+// job_logs or River's queue), body (a string sent as is, or any other JSON
+// value sent as JSON), expect_status (a code or a list of codes; default any
+// 2xx), timeout_seconds (30; at most 3600).
+//
+// A run whose parameters hold secrets is queued with them redacted; the
+// worker reads the real ones from its scheduled_jobs row when it runs.
+type HTTPRequestClass struct {
+	// Pool is the database, where a run reads its schedule's parameters
+	// and its from_config headers. Without it such runs fail.
+	Pool *pgxpool.Pool
+
+	// AppKeys decrypt encrypted system_configs values (ATIS_APP_KEY).
+	// Defaults to none: an encrypted from_config header fails its run.
+	AppKeys laravelcrypt.Keys
+}
 
 // HTTPRequestArgs are the River args of an http_request run.
 type HTTPRequestArgs struct{ Args }
@@ -42,14 +57,15 @@ type HTTPRequestArgs struct{ Args }
 func (HTTPRequestArgs) Kind() string { return "http_request" }
 
 type httpRequestParams struct {
-	Body           json.RawMessage   `json:"body"`
-	ExpectStatus   json.RawMessage   `json:"expect_status"`
-	Headers        map[string]string `json:"headers"`
-	Method         string            `json:"method"`
-	TimeoutSeconds int               `json:"timeout_seconds"`
-	URL            string            `json:"url"`
+	Body           json.RawMessage            `json:"body"`
+	ExpectStatus   json.RawMessage            `json:"expect_status"`
+	Headers        map[string]json.RawMessage `json:"headers"`
+	Method         string                     `json:"method"`
+	TimeoutSeconds int                        `json:"timeout_seconds"`
+	URL            string                     `json:"url"`
 
 	expect  []int
+	headers []httpHeader
 	timeout time.Duration
 }
 
@@ -62,15 +78,18 @@ func (HTTPRequestClass) ValidateParameters(params json.RawMessage) error {
 	return err
 }
 
-// Redact hides header values and URL credentials.
+// Redact hides header values (a from_config reference, which names a key,
+// is shown) and URL credentials.
 func (HTTPRequestClass) Redact(params json.RawMessage) json.RawMessage {
 	var m map[string]any
 	if json.Unmarshal(params, &m) != nil {
 		return json.RawMessage(`{"unreadable_parameters":true}`)
 	}
 	if h, ok := m["headers"].(map[string]any); ok {
-		for k := range h {
-			h[k] = "[redacted]"
+		for k, v := range h {
+			if !isConfigRef(v) {
+				h[k] = "[redacted]"
+			}
 		}
 	}
 	if s, ok := m["url"].(string); ok {
@@ -81,7 +100,7 @@ func (HTTPRequestClass) Redact(params json.RawMessage) json.RawMessage {
 }
 
 // AddWorker implements Class.
-func (HTTPRequestClass) AddWorker(w *river.Workers) error {
+func (c HTTPRequestClass) AddWorker(w *river.Workers) error {
 	client := retryablehttp.NewClient()
 	client.HTTPClient = cleanhttp.DefaultPooledClient()
 	// Go drops only Authorization and cookies on a redirect to another host
@@ -93,12 +112,13 @@ func (HTTPRequestClass) AddWorker(w *river.Workers) error {
 	// The default handler folds the URL into its error; ours reports what
 	// matters without repeating it.
 	client.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	return river.AddWorkerSafely(w, &httpRequestWorker{client: client})
+	return river.AddWorkerSafely(w, &httpRequestWorker{client: client, source: c.paramSource()})
 }
 
 type httpRequestWorker struct {
 	river.WorkerDefaults[HTTPRequestArgs]
 	client *retryablehttp.Client
+	source httpParamSource
 }
 
 func (w *httpRequestWorker) Timeout(job *river.Job[HTTPRequestArgs]) time.Duration {
@@ -110,9 +130,9 @@ func (w *httpRequestWorker) Timeout(job *river.Job[HTTPRequestArgs]) time.Durati
 }
 
 func (w *httpRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequestArgs]) error {
-	p, err := parseHTTPRequestParams(job.Args.Parameters)
+	p, err := w.source.params(ctx, job.Args.Args)
 	if err != nil {
-		return Permanent(err)
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -132,8 +152,8 @@ func (w *httpRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 	if body != nil && !isJSONString(p.Body) {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	for k, v := range p.Headers {
-		req.Header.Set(k, v)
+	for _, h := range p.headers {
+		req.Header.Set(h.name, h.value)
 	}
 	req.Header.Set("User-Agent", "atis-scheduler")
 	start := time.Now()
@@ -163,6 +183,10 @@ func (w *httpRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 func parseHTTPRequestParams(raw json.RawMessage) (*httpRequestParams, error) {
 	var p httpRequestParams
 	if err := DecodeParameters("http_request", raw, &p); err != nil {
+		return nil, err
+	}
+	var err error
+	if p.headers, err = parseHTTPHeaders(p.Headers); err != nil {
 		return nil, err
 	}
 	u, err := url.Parse(p.URL)

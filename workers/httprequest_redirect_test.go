@@ -29,7 +29,8 @@ func TestHTTPRequestRedirect(t *testing.T) {
 	}
 	setup := func(t *testing.T, sameOrigin bool) *testBundle {
 		t.Helper()
-		b := &testBundle{harness: schedtest.Start(t, dbtest.NewPool(t), workers.HTTPRequestClass{})}
+		pool := dbtest.NewPool(t)
+		b := &testBundle{harness: schedtest.Start(t, pool, workers.HTTPRequestClass{Pool: pool})}
 		land := func(w http.ResponseWriter, r *http.Request) {
 			b.mu.Lock()
 			b.landed = r.Header.Clone()

@@ -23,17 +23,18 @@ import (
 // newRegistry holds every job class this binary runs, with the configured
 // aliases; m (optional) receives the classes' own metrics.
 func newRegistry(cfg config.Config, pool *pgxpool.Pool, m *metrics.Metrics, logger *slog.Logger) (*workers.Registry, error) {
-	purge := retention.Class{ArchiveDir: cfg.ArchiveDir, Logger: logger, Pool: pool}
+	keys := cfg.AppKeys()
+	purge := retention.Class{AppKeys: keys, ArchiveDir: cfg.ArchiveDir, Logger: logger, Pool: pool}
 	engine := &integrations.Engine{Logger: logger, Pool: pool, Providers: integrations.Providers{"http_json": httpjson.Provider{}}}
 	if m != nil {
 		purge.Observer = m
 		engine.Observer = m
 	}
 	registry, err := workers.NewRegistry(
-		workers.HTTPRequestClass{},
+		workers.HTTPRequestClass{AppKeys: keys, Pool: pool},
 		workers.NoopClass{},
 		workers.SQLClass{Enabled: cfg.EnableSQLJobs, Pool: pool},
-		licenses.Class{Pool: pool},
+		licenses.Class{AppKeys: keys, Pool: pool},
 		links.Class{Pool: pool},
 		purge,
 		integrations.SyncClass{Engine: engine},

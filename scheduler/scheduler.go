@@ -10,7 +10,6 @@ package scheduler
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivershared/startstop"
 
 	"github.com/atis-edu/atis-scheduler/workers"
 )
@@ -112,10 +112,10 @@ type Scheduler struct {
 	river    *river.Client[pgx.Tx]
 	wake     chan struct{}
 
+	startstop.BaseStartStop
+
 	mu        sync.Mutex
 	backoff   map[int64]time.Time // rows whose enqueue failed, retried after
-	cancel    context.CancelFunc
-	done      chan struct{}
 	lastCycle time.Time
 	stats     Stats
 }
@@ -133,40 +133,31 @@ func New(pool *pgxpool.Pool, client *river.Client[pgx.Tx], registry *workers.Reg
 	}
 }
 
-// Start launches the scheduling loop and the notification listener. Rows
-// that were invalid are re-checked once at start, since this binary may know
-// classes or settings that the previous one did not.
+// Start launches the scheduling loop and the notification listener; they
+// run until ctx ends or Stop. Rows that were invalid are re-checked once at
+// start, since this binary may know classes or settings that the previous
+// one did not. Starting twice is a no-op.
 func (s *Scheduler) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done != nil {
-		return errors.New("scheduler: already started")
+	ctx, shouldStart, started, stopped := s.StartInit(ctx)
+	if !shouldStart {
+		return nil
 	}
 	if err := inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, "UPDATE scheduled_jobs SET needs_plan = true WHERE schedule_error IS NOT NULL AND NOT needs_plan")
 		return err
 	}); err != nil {
+		stopped()
 		return fmt.Errorf("scheduler: re-check invalid rows: %w", err)
 	}
-	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.done = make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { s.listen(ctx) })
-	wg.Go(func() { s.loop(ctx) })
-	go func() { wg.Wait(); close(s.done) }()
+	go func() {
+		defer stopped()
+		started()
+		var wg sync.WaitGroup
+		wg.Go(func() { s.listen(ctx) })
+		wg.Go(func() { s.loop(ctx) })
+		wg.Wait()
+	}()
 	return nil
-}
-
-// Stop ends the loop and waits for it; safe before Start and twice.
-func (s *Scheduler) Stop() {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
 }
 
 // Stats returns the counters.

@@ -47,6 +47,7 @@ type Daemon struct {
 	metrics    *metrics.Metrics
 	reconciler *scheduler.Reconciler
 	river      *river.Client[pgx.Tx]
+	dbDown     atomic.Bool
 	running    atomic.Bool
 	scheduler  *scheduler.Scheduler
 	stopping   atomic.Bool
@@ -92,8 +93,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.http.Serve()
-	defer d.shutdownHTTP()
+	// Health and readiness answer until the very end, through the drain.
+	if err := d.http.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	defer d.http.Stop()
 
 	if err := d.reconciler.Register(ctx); err != nil {
 		return err
@@ -167,14 +171,38 @@ func (d *Daemon) build() error {
 
 // Ready reports why the daemon cannot do its work, or nil: the database must
 // answer, the schema must be current and the River client must be running.
+// The reason is for anyone who can reach the listener (the container image
+// binds 0.0.0.0): it never carries the driver's text, which names the
+// database's user, host and name; that goes to the log, once per change.
 func (d *Daemon) Ready(ctx context.Context) error {
 	if !d.running.Load() {
 		return errors.New("job runner is not running")
 	}
-	if err := d.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("database does not answer: %w", err)
+	err := d.pool.Ping(ctx)
+	if err == nil {
+		err = migrations.New(d.pool, d.logger).Check(ctx)
+		if errors.Is(err, migrations.ErrNotReady) {
+			return err // names tables and migrations, no connection details
+		}
 	}
-	return migrations.New(d.pool, d.logger).Check(ctx)
+	d.noteReadiness(err)
+	if err != nil {
+		return errDatabaseDown
+	}
+	return nil
+}
+
+var errDatabaseDown = errors.New("database does not answer (the daemon's log says why)")
+
+// noteReadiness logs the database's state when it changes.
+func (d *Daemon) noteReadiness(err error) {
+	was := d.dbDown.Swap(err != nil)
+	switch {
+	case err != nil && !was:
+		d.logger.Warn("not ready: database does not answer", slog.String("error", err.Error()))
+	case err == nil && was:
+		d.logger.Info("ready again: database answers")
+	}
 }
 
 // notifySystemd tells systemd (Type=notify) about the service's state; a
@@ -224,10 +252,4 @@ func (d *Daemon) stopRiver() error {
 		return fmt.Errorf("stop job runner: %w", err)
 	}
 	return nil
-}
-
-func (d *Daemon) shutdownHTTP() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = d.http.Shutdown(ctx)
 }

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/riverqueue/river/rivershared/startstop"
 )
 
 // DefaultReadyTimeout bounds one readiness check.
@@ -20,14 +22,18 @@ type ReadyFunc func(ctx context.Context) error
 
 // Server is the operational HTTP listener.
 type Server struct {
+	startstop.BaseStartStop
+
 	listener net.Listener
 	logger   *slog.Logger
 	ready    ReadyFunc
 	server   *http.Server
-	served   chan struct{}
 }
 
-// Listen binds addr; Serve then answers on it. Binding first means a bad or
+// shutdownTimeout bounds how long Stop waits for requests in flight.
+const shutdownTimeout = 5 * time.Second
+
+// Listen binds addr; Start then answers on it. Binding first means a bad or
 // busy address fails the start-up, before anything else runs. metrics, when
 // not nil, serves /metrics.
 func Listen(addr string, ready ReadyFunc, metrics http.Handler, logger *slog.Logger) (*Server, error) {
@@ -35,7 +41,7 @@ func Listen(addr string, ready ReadyFunc, metrics http.Handler, logger *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("listen on ATIS_HTTP_ADDR=%s: %w", addr, err)
 	}
-	s := &Server{listener: l, logger: logger, ready: ready, served: make(chan struct{})}
+	s := &Server{listener: l, logger: logger, ready: ready}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
@@ -49,24 +55,34 @@ func Listen(addr string, ready ReadyFunc, metrics http.Handler, logger *slog.Log
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
-// Serve answers requests until Shutdown. It returns at once.
-func (s *Server) Serve() {
+// Start answers requests until ctx ends or Stop; it returns at once.
+// Starting twice is a no-op.
+func (s *Server) Start(ctx context.Context) error {
+	ctx, shouldStart, started, stopped := s.StartInit(ctx)
+	if !shouldStart {
+		return nil
+	}
+	served := make(chan struct{})
 	go func() {
-		defer close(s.served)
+		defer close(served)
 		if err := s.server.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("http server stopped", slog.String("error", err.Error()))
 		}
 	}()
-}
-
-// Shutdown stops accepting requests and waits for those in flight, up to ctx.
-func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.server.Shutdown(ctx)
-	select {
-	case <-s.served:
-	case <-ctx.Done():
-	}
-	return err
+	go func() {
+		defer stopped()
+		started()
+		select {
+		case <-ctx.Done():
+		case <-served:
+		}
+		// Stop accepting, and wait for the requests in flight, bounded.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		_ = s.server.Shutdown(sctx)
+		<-served
+	}()
+	return nil
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {

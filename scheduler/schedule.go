@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -179,4 +180,33 @@ func (s *cronSchedule) instants(c time.Time) []time.Time {
 // wallClock carries t's wall-clock fields in a UTC value.
 func wallClock(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+}
+
+// MaxIntervalMinutes is the longest interval_minutes (ten years): beyond
+// about 290 years the interval would not even fit a time.Duration.
+const MaxIntervalMinutes = 10 * 366 * 24 * 60
+
+// ParseRow returns the schedule of a row: its cron expression in its time
+// zone when set (cron wins over interval_minutes), else its interval.
+func ParseRow(cron *string, intervalMinutes *int32, timezone *string) (Schedule, error) {
+	tz := "UTC"
+	if timezone != nil && *timezone != "" {
+		tz = *timezone
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil || strings.EqualFold(tz, "local") {
+		return nil, fmt.Errorf("unknown time zone %q (use an IANA name such as Asia/Baku or UTC)", tz)
+	}
+	switch {
+	case cron != nil && strings.TrimSpace(*cron) != "":
+		return ParseCron(*cron, loc)
+	case intervalMinutes != nil && *intervalMinutes > MaxIntervalMinutes:
+		return nil, fmt.Errorf("interval_minutes %d is more than %d (ten years); use a cron expression for rare schedules", *intervalMinutes, MaxIntervalMinutes)
+	case intervalMinutes != nil && *intervalMinutes > 0:
+		return Every(time.Duration(*intervalMinutes) * time.Minute), nil
+	case intervalMinutes != nil:
+		return nil, fmt.Errorf("interval_minutes %d must be greater than 0", *intervalMinutes)
+	default:
+		return nil, errors.New("neither cron_expression nor interval_minutes is set")
+	}
 }

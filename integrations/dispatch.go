@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
@@ -100,11 +101,11 @@ func (e *Engine) Dispatch(ctx context.Context, client *river.Client[pgx.Tx], now
 				res.Busy = append(res.Busy, c.id)
 			default:
 				params, _ := json.Marshal(SyncParams{IntegrationID: c.id})
-				if _, err := scheduler.Enqueue(ctx, tx, client, scheduler.NewRun{
+				if _, err := runqueue.Enqueue(ctx, tx, client, runqueue.Run{
 					Args:          workers.Args{Parameters: params, ScheduledFor: now.UTC()},
 					Class:         SyncArgs{}.Kind(),
 					MaxAttempts:   3,
-					OverlapPolicy: scheduler.OverlapAllow,
+					OverlapPolicy: runqueue.OverlapAllow,
 					RetryDelay:    time.Minute,
 				}); err != nil {
 					return fmt.Errorf("enqueue sync of integration %d: %w", c.id, err)

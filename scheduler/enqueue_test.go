@@ -240,23 +240,63 @@ func TestFailureBetweenStepsLeavesNoHalfState(t *testing.T) {
 	}
 }
 
+// TestFailingRowDoesNotStopOthers: a row whose enqueue fails every time
+// (here the job_logs insert of its run, refused by someone else's trigger)
+// fails its batch; the batch's rows are then enqueued one by one, and only
+// that row is put aside.
 func TestFailingRowDoesNotStopOthers(t *testing.T) {
+	t.Parallel()
+
+	b := setup(t, setupOpts{})
+	var ids []int64
+	for _, name := range []string{"a", "bad", "c", "d"} {
+		ids = append(ids, b.insertSchedule(t, map[string]any{"name": name, "job_class": "noop", "interval_minutes": 1}))
+	}
+	_, err := b.pool.Exec(context.Background(), fmt.Sprintf(`
+		CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.scheduled_job_id = %d THEN RAISE EXCEPTION 'refused by the web app'; END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER refuse BEFORE INSERT ON job_logs FOR EACH ROW EXECUTE FUNCTION refuse();`, ids[1]))
+	require.NoError(t, err)
+	res := b.tick(t)
+	require.Equal(t, 3, res.Enqueued)
+	for i, id := range ids {
+		want := 1
+		if i == 1 {
+			want = 0
+		}
+		require.Len(t, scheduledFor(t, b.pool, id), want, "schedule %d", id)
+	}
+	require.Equal(t, int64(1), b.sched.Stats().Failed)
+	require.Equal(t, 3, scalar[int](t, b.pool, "SELECT count(*) FROM job_logs"))
+}
+
+// TestTransientBatchFailureLosesNothing: a batch that fails once (a
+// deadlock, a dropped statement) is enqueued row by row in the same cycle:
+// every row once, none twice.
+func TestTransientBatchFailureLosesNothing(t *testing.T) {
 	t.Parallel()
 
 	var calls sync.Map
 	b := setup(t, setupOpts{cfg: scheduler.WithFault(scheduler.Config{}, func(step string) error {
 		if _, seen := calls.LoadOrStore(step, true); !seen && step == "river_inserted" {
-			return errors.New("injected") // the first row's insert fails
+			return errors.New("injected") // the batch's insert fails, once
 		}
 		return nil
 	})})
-	first := b.insertSchedule(t, map[string]any{"name": "a", "job_class": "noop", "interval_minutes": 1})
-	second := b.insertSchedule(t, map[string]any{"name": "b", "job_class": "noop", "interval_minutes": 1})
+	var ids []int64
+	for range 5 {
+		ids = append(ids, b.insertSchedule(t, map[string]any{"name": "t", "job_class": "noop", "interval_minutes": 1}))
+	}
 	res := b.tick(t)
-	require.Equal(t, 1, res.Enqueued)
-	require.Equal(t, 1, len(scheduledFor(t, b.pool, first))+len(scheduledFor(t, b.pool, second)), "one row enqueued, one put aside")
-	require.Equal(t, int64(1), b.sched.Stats().Failed)
-	require.Equal(t, 1, scalar[int](t, b.pool, "SELECT count(*) FROM job_logs"))
+	require.Equal(t, 5, res.Enqueued)
+	for _, id := range ids {
+		require.Len(t, scheduledFor(t, b.pool, id), 1)
+	}
+	require.Zero(t, b.sched.Stats().Failed)
+	require.Equal(t, 5, scalar[int](t, b.pool, "SELECT count(*) FROM job_logs"))
 }
 
 func TestMisfirePolicies(t *testing.T) {

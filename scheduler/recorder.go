@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -83,7 +84,7 @@ func NewRecorder(pool *pgxpool.Pool, registry *workers.Registry, logger *slog.Lo
 type run struct {
 	job  *rivertype.JobRow
 	args workers.Args
-	meta runMetadata
+	meta runqueue.Metadata
 	// payload is the job_logs payload: the args with secrets redacted,
 	// built once for the attempt's start and its end.
 	payload []byte
@@ -188,7 +189,7 @@ func cancelMessage(e *rivertype.JobCancelError) string {
 // queue_one it first checks whether another run of the schedule is being
 // worked; if so it changes nothing and reports busy.
 func (rec *Recorder) begin(ctx context.Context, r run, start time.Time) (busy bool, err error) {
-	guard := r.args.ScheduledJobID != 0 && r.meta.OverlapPolicy != OverlapAllow
+	guard := r.args.ScheduledJobID != 0 && r.meta.OverlapPolicy != runqueue.OverlapAllow
 	if !guard {
 		return false, rec.markProcessing(ctx, rec.pool, r, start, false, &busy)
 	}
@@ -354,7 +355,7 @@ type RetryPolicy struct{}
 
 // NextRetry implements river.ClientRetryPolicy.
 func (RetryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
-	var meta runMetadata
+	var meta runqueue.Metadata
 	if json.Unmarshal(job.Metadata, &meta) == nil && meta.RetryDelaySeconds != nil {
 		return time.Now().Add(time.Duration(*meta.RetryDelaySeconds) * time.Second)
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/scheduler"
+	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -27,7 +27,7 @@ func TestEnqueueKeepsSecretsOutOfTheQueue(t *testing.T) {
 		var id int64
 		err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
 			var err error
-			id, err = scheduler.Enqueue(ctx, tx, b.river, scheduler.NewRun{
+			id, err = runqueue.Enqueue(ctx, tx, b.river, runqueue.Run{
 				Args:     workers.Args{Parameters: json.RawMessage(params), ScheduledFor: time.Now(), ScheduledJobID: scheduleID},
 				Class:    "http_request",
 				Redacted: b.registry.Redact("http_request", json.RawMessage(params)),
@@ -42,8 +42,8 @@ func TestEnqueueKeepsSecretsOutOfTheQueue(t *testing.T) {
 		t.Parallel()
 
 		_, err := enqueue(t, secret, 0)
-		require.ErrorIs(t, err, workers.ErrSecretsWithoutSchedule)
-		require.EqualError(t, err, "enqueue http_request: "+workers.ErrSecretsWithoutSchedule.Error())
+		require.ErrorIs(t, err, runqueue.ErrSecretsWithoutSchedule)
+		require.EqualError(t, err, "enqueue http_request: "+runqueue.ErrSecretsWithoutSchedule.Error())
 		require.NotContains(t, err.Error(), "enq-SECRET")
 	})
 	t.Run("SecretsOfAScheduleAreRedacted", func(t *testing.T) {

@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -47,13 +48,18 @@ func TestStopDuringABatchIsNoError(t *testing.T) {
 
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	var seen int
+	var inserts, validations int
 	var logs lockedBuffer
 	sched := scheduler.New(b.pool, b.river, b.registry, slog.New(slog.NewJSONHandler(&logs, nil)),
 		scheduler.WithFault(scheduler.Config{Now: b.clock.Now}, func(step string) error {
-			if step == "validated" {
-				if seen++; seen == 3 {
-					stop() // the signal lands mid-batch
+			switch step {
+			case "river_inserted":
+				if inserts++; inserts == 1 {
+					return errors.New("injected: the batch fails, its rows go one by one")
+				}
+			case "validated":
+				if validations++; validations == 3 {
+					stop() // the signal lands while the rows go one by one
 				}
 			}
 			return nil

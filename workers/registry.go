@@ -7,79 +7,19 @@
 package workers
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 )
 
-// Args are the arguments River stores for every run, whatever its class.
-type Args struct {
-	// ExecutedBy is the user who asked for a manual run; nil for scheduled runs.
-	ExecutedBy *int64 `json:"executed_by,omitempty"`
-
-	// Parameters are the row's parameters, for the class to decode; with
-	// ParametersRedacted, as Redact shows them.
-	Parameters json.RawMessage `json:"parameters,omitempty"`
-
-	// ParametersRedacted says that Parameters hide secrets: the class reads
-	// the real ones at run time from the scheduled_jobs row.
-	ParametersRedacted bool `json:"parameters_redacted,omitempty"`
-
-	// ScheduledFor is the fire time this run is for.
-	ScheduledFor time.Time `json:"scheduled_for"`
-
-	// ScheduledJobID is the scheduled_jobs row; 0 for runs not from a schedule.
-	ScheduledJobID int64 `json:"scheduled_job_id,omitempty"`
-}
-
-// ErrSecretsWithoutSchedule is returned for a run whose parameters hold
-// secrets but that has no schedule to read them from at run time.
-var ErrSecretsWithoutSchedule = errors.New("workers: the parameters hold secrets (kept out of the queue) but the run has no scheduled job to read them from at run time")
-
-// WithRedacted returns a as River may store it: with redacted, the
-// parameters as Redact shows them, in place of Parameters when the two
-// differ, and ParametersRedacted set. Secrets never reach the queue that
-// way: River's tables, its tools and job_logs show only what redacted does.
-func (a Args) WithRedacted(redacted json.RawMessage) (Args, error) {
-	if redacted == nil || sameJSON(a.Parameters, redacted) {
-		return a, nil
-	}
-	if a.ScheduledJobID == 0 {
-		return a, ErrSecretsWithoutSchedule
-	}
-	a.Parameters, a.ParametersRedacted = redacted, true
-	return a, nil
-}
-
-// sameJSON reports whether two JSON texts hold the same value.
-func sameJSON(a, b json.RawMessage) bool {
-	if bytes.Equal(a, b) {
-		return true
-	}
-	var va, vb any
-	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
-		return false
-	}
-	return reflect.DeepEqual(va, vb)
-}
-
-// InsertArgs returns River job args of class kind carrying a, for inserting.
-// The worker side decodes the same JSON into the class's own args type.
-func InsertArgs(kind string, a Args) river.JobArgs { return insertArgs{Args: a, kind: kind} }
-
-type insertArgs struct {
-	Args
-	kind string
-}
-
-func (a insertArgs) Kind() string { return a.kind }
+// Args are the arguments River stores for every run, whatever its class:
+// the schedule it came from, its parameters, its fire time.
+type Args = runqueue.Args
 
 // Redactor is implemented by classes whose parameters hold secrets: Redact
 // returns the parameters as they may be shown in job_logs and logs.

@@ -1,0 +1,374 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/atis-edu/atis-scheduler/internal/runqueue"
+	"github.com/atis-edu/atis-scheduler/workers"
+	"github.com/jackc/pgx/v5"
+)
+
+// Misfire policies (scheduled_jobs.misfire_policy): what a row that missed
+// ticks (the daemon was down) runs.
+const (
+	MisfireRunOnce = "run_once"
+	MisfireSkip    = "skip"
+	MisfireRunAll  = "run_all"
+)
+
+// enqueueDue enqueues the due rows, a batch per transaction: claimed with
+// FOR UPDATE SKIP LOCKED, then enqueued with set-based statements (River's
+// InsertManyTx, one job_logs insert, one bookkeeping update). If the batch
+// fails, its rows are enqueued one by one, each in a savepoint of its own,
+// so that one bad row still cannot hold up the others.
+func (s *Scheduler) enqueueDue(ctx context.Context, paused []string, backoff []int64) (fired, enqueued int, more bool, err error) {
+	now := s.cfg.Now().UTC()
+	err = inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+rowColumns+` FROM scheduled_jobs
+			WHERE is_active AND NOT needs_plan AND next_run_at <= $1
+			  AND NOT (job_class = ANY($2)) AND NOT (id = ANY($3))
+			ORDER BY next_run_at LIMIT $4 FOR UPDATE SKIP LOCKED`, now, paused, backoff, s.cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		due, err := pgx.CollectRows(rows, scanRow)
+		if err != nil {
+			return err
+		}
+		more = len(due) == s.cfg.BatchSize
+		if err := s.fault("claimed"); err != nil {
+			return err
+		}
+		if len(due) == 0 {
+			return nil
+		}
+		if enqueued, err = s.fireInSavepoint(ctx, tx, due, now); err == nil {
+			fired = len(due)
+			return s.fault("before_commit")
+		}
+		if ctx.Err() != nil {
+			return ctx.Err() // a stop: nothing of the batch is enqueued, all of it waits
+		}
+		if len(due) > 1 {
+			s.logger.WarnContext(ctx, "batch enqueue failed; enqueueing its rows one by one",
+				slog.Int("rows", len(due)), slog.String("error", err.Error()))
+		}
+		for _, r := range due {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			n, err := s.fireInSavepoint(ctx, tx, []row{r}, now)
+			if err != nil {
+				s.failed(ctx, r, "enqueue", err)
+				continue
+			}
+			fired++
+			enqueued += n
+		}
+		return s.fault("before_commit")
+	})
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("enqueue due schedules: %w", err)
+	}
+	s.count(func(st *Stats) { st.Enqueued += int64(enqueued) })
+	return fired, enqueued, more, nil
+}
+
+func (s *Scheduler) fireInSavepoint(ctx context.Context, tx pgx.Tx, due []row, now time.Time) (int, error) {
+	var n int
+	var done []firing
+	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+		var err error
+		n, done, err = s.fire(ctx, sp, due, now)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.observe(ctx, done) // only now that nothing of the rows can fail
+	return n, nil
+}
+
+// firing is what one due row does in a cycle.
+type firing struct {
+	row     row
+	class   string // canonical class name, for metrics
+	invalid string // why the row cannot be scheduled, if it cannot
+	runs    []time.Time
+	lags    []time.Duration
+	plan    firePlan
+}
+
+// fire handles due rows together: it explains the invalid ones, works out
+// for each valid one which missed ticks to run (misfire_policy) and which
+// to skip (overlap_policy), enqueues the runs with their queued job_logs
+// rows, and advances the rows: a few statements whatever the number of rows.
+func (s *Scheduler) fire(ctx context.Context, tx pgx.Tx, due []row, now time.Time) (int, []firing, error) {
+	firings := make([]firing, len(due))
+	classes := make([]workers.Class, len(due))
+	var ids []int64
+	for i, r := range due {
+		firings[i].row = r
+		sched, class, err := s.compile(r)
+		if err != nil {
+			firings[i].invalid = "not scheduled: " + err.Error()
+			continue
+		}
+		classes[i], firings[i].class = class, class.Name()
+		firings[i].plan = planFire(s.cfg, sched, r, now)
+		ids = append(ids, r.ID)
+	}
+	if err := s.fault("validated"); err != nil {
+		return 0, nil, err
+	}
+	if err := explainInvalid(ctx, tx, firings); err != nil {
+		return 0, nil, err
+	}
+	unfinished, err := countUnfinished(ctx, tx, ids)
+	if err != nil {
+		return 0, nil, err
+	}
+	var runs []runqueue.Run
+	for i := range firings {
+		f := &firings[i]
+		if f.invalid != "" {
+			continue
+		}
+		u := unfinished[f.row.ID]
+		f.runs, f.plan.overlapped = overlapFilter(f.row.Overlap, f.plan.ticks, u.running, u.waiting)
+		for _, tick := range f.runs {
+			runs = append(runs, s.newRun(f.row, classes[i], tick, nil))
+			f.lags = append(f.lags, now.Sub(tick))
+		}
+	}
+	if _, err := runqueue.EnqueueMany(ctx, tx, s.river, runs, runqueue.Hooks{AfterInsert: func() error { return s.fault("river_inserted") }}); err != nil {
+		return 0, nil, err
+	}
+	if err := s.fault("job_log_inserted"); err != nil {
+		return 0, nil, err
+	}
+	if err := advance(ctx, tx, firings, now); err != nil {
+		return 0, nil, err
+	}
+	if err := s.fault("row_updated"); err != nil {
+		return 0, nil, err
+	}
+	return len(runs), firings, nil
+}
+
+// explainInvalid stops scheduling the invalid rows and says why, where admins
+// look, in one statement.
+func explainInvalid(ctx context.Context, tx pgx.Tx, firings []firing) error {
+	var ids []int64
+	var msgs []string
+	for _, f := range firings {
+		if f.invalid != "" {
+			ids, msgs = append(ids, f.row.ID), append(msgs, f.invalid)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `UPDATE scheduled_jobs s SET next_run_at = NULL, needs_plan = false,
+			schedule_error = x.msg, last_run_message = x.msg, updated_at = now()
+		FROM unnest($1::bigint[], $2::text[]) AS x(id, msg) WHERE s.id = x.id`, ids, msgs)
+	if err != nil {
+		return fmt.Errorf("explain invalid rows: %w", err)
+	}
+	return nil
+}
+
+// advance moves each valid row past its handled ticks, in one statement.
+func advance(ctx context.Context, tx pgx.Tx, firings []firing, now time.Time) error {
+	var (
+		ids      []int64
+		next     []*time.Time
+		lastDue  []time.Time
+		enqueued []bool
+		skipped  []int32
+	)
+	for _, f := range firings {
+		if f.invalid != "" {
+			continue
+		}
+		var n *time.Time
+		if !f.plan.next.IsZero() {
+			n = new(f.plan.next.UTC())
+		}
+		ids, next, lastDue = append(ids, f.row.ID), append(next, n), append(lastDue, f.plan.lastDue.UTC())
+		enqueued, skipped = append(enqueued, len(f.runs) > 0), append(skipped, int32(f.skipped()))
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `UPDATE scheduled_jobs s SET next_run_at = x.next, last_due_at = x.last_due,
+			is_running = coalesce(s.is_running, false) OR x.enqueued, skipped_count = s.skipped_count + x.skipped,
+			last_skipped_at = CASE WHEN x.skipped > 0 THEN $6 ELSE s.last_skipped_at END, updated_at = $6
+		FROM unnest($1::bigint[], $2::timestamp[], $3::timestamp[], $4::bool[], $5::int[]) AS x(id, next, last_due, enqueued, skipped)
+		WHERE s.id = x.id`, ids, next, lastDue, enqueued, skipped, now)
+	if err != nil {
+		return fmt.Errorf("advance next_run_at: %w", err)
+	}
+	return nil
+}
+
+func (f firing) skipped() int { return f.plan.overlapped + f.plan.missed }
+
+// observe tells metrics and the log what committed rows did.
+func (s *Scheduler) observe(ctx context.Context, firings []firing) {
+	var skipped, invalid int64
+	for _, f := range firings {
+		if f.invalid != "" {
+			invalid++
+			if f.row.ScheduleError == nil || *f.row.ScheduleError != f.invalid {
+				s.logger.WarnContext(ctx, "scheduled job cannot be scheduled", slog.Int64("scheduled_job_id", f.row.ID),
+					slog.String("name", f.row.Name), slog.String("error", f.invalid))
+			}
+			continue
+		}
+		for _, lag := range f.lags {
+			s.cfg.Observer.RunEnqueued(f.class, lag)
+		}
+		if f.plan.overlapped > 0 {
+			s.cfg.Observer.TicksSkipped(f.class, "overlap", f.plan.overlapped)
+		}
+		if f.plan.missed > 0 {
+			s.cfg.Observer.TicksSkipped(f.class, "misfire", f.plan.missed)
+		}
+		if n := f.skipped(); n > 0 {
+			skipped += int64(n)
+			s.logger.InfoContext(ctx, "ticks skipped", slog.Int64("scheduled_job_id", f.row.ID), slog.String("name", f.row.Name),
+				slog.Int("skipped", n), slog.String("overlap_policy", f.row.Overlap), slog.String("misfire_policy", f.row.Misfire))
+		}
+	}
+	s.count(func(st *Stats) { st.Skipped += skipped; st.Invalid += invalid })
+}
+
+// dueTicks lists the ticks of sched from first (a due row's next_run_at) up
+// to now, and returns those to run under misfire policy misfire (run_all
+// keeps the latest runAllCap; skip runs the latest only if it is at most
+// grace late), the latest tick, the first tick after now, and how many
+// missed ticks the policy drops.
+func dueTicks(sched Schedule, first time.Time, misfire string, now time.Time, runAllCap int, grace time.Duration) (run []time.Time, lastDue, next time.Time, dropped int) {
+	const maxWalk = 1_000_000
+	var recent []time.Time // the latest RunAllCap ticks
+	total := 0
+	t := first
+	for ; !t.IsZero() && !t.After(now) && total < maxWalk; t = sched.Next(t) {
+		if len(recent) == runAllCap {
+			recent = recent[1:]
+		}
+		recent = append(recent, t)
+		total++
+	}
+	if total == maxWalk { // a very long outage of a very frequent schedule
+		t = sched.Next(now)
+	}
+	lastDue, next = recent[len(recent)-1], t
+	switch misfire {
+	case MisfireRunAll:
+		run = recent
+	case MisfireSkip:
+		if now.Sub(lastDue) <= grace {
+			run = recent[len(recent)-1:]
+		}
+	default: // run_once: one run stands for every missed tick
+		run = recent[len(recent)-1:]
+		return run, lastDue, next, 0
+	}
+	return run, lastDue, next, total - len(run)
+}
+
+// overlapAllows says whether a new run may be enqueued beside running and
+// waiting unfinished ones.
+func overlapAllows(policy string, running, waiting int) bool {
+	switch policy {
+	case runqueue.OverlapAllow:
+		return true
+	case runqueue.OverlapQueueOne:
+		return waiting == 0 // one may wait behind the running one
+	default:
+		return running+waiting == 0
+	}
+}
+
+// firePlan is what a due row's misfire policy makes of its ticks.
+type firePlan struct {
+	ticks      []time.Time // to run, before the overlap policy
+	lastDue    time.Time   // the latest tick handled
+	next       time.Time   // the first tick after now (zero: none)
+	missed     int         // ticks the misfire policy drops
+	overlapped int         // ticks the overlap policy drops
+}
+
+// planFire applies a due row's misfire policy to its ticks up to now.
+func planFire(cfg Config, sched Schedule, r row, now time.Time) firePlan {
+	ticks, lastDue, next, missed := dueTicks(sched, *r.NextRunAt, r.Misfire, now, cfg.RunAllCap, cfg.MisfireGrace)
+	return firePlan{ticks: ticks, lastDue: lastDue, next: next, missed: missed}
+}
+
+// overlapFilter keeps the ticks that the overlap policy lets run beside
+// running and waiting unfinished runs, and counts the others.
+func overlapFilter(policy string, ticks []time.Time, running, waiting int) (run []time.Time, dropped int) {
+	for _, tick := range ticks {
+		if !overlapAllows(policy, running, waiting) {
+			dropped++
+			continue
+		}
+		run = append(run, tick)
+		waiting++
+	}
+	return run, dropped
+}
+
+// unfinishedRuns counts a schedule's runs not yet over.
+type unfinishedRuns struct{ running, waiting int }
+
+// countUnfinished counts, in one query, the unfinished runs of schedules.
+func countUnfinished(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]unfinishedRuns, error) {
+	out := map[int64]unfinishedRuns{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT scheduled_job_id, count(*) FILTER (WHERE status = 'processing'), count(*) FILTER (WHERE status = 'queued')
+		FROM job_logs WHERE scheduled_job_id = ANY($1) AND status IN ('queued', 'processing') GROUP BY scheduled_job_id`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("count unfinished runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var u unfinishedRuns
+		if err := rows.Scan(&id, &u.running, &u.waiting); err != nil {
+			return nil, fmt.Errorf("count unfinished runs: %w", err)
+		}
+		out[id] = u
+	}
+	return out, rows.Err()
+}
+
+// newRun is the run of row r for tick scheduledFor.
+func (s *Scheduler) newRun(r row, class workers.Class, scheduledFor time.Time, executedBy *int64) runqueue.Run {
+	maxAttempts := 1 // the seed's default max_attempts
+	if r.MaxAttempts != nil {
+		maxAttempts = int(*r.MaxAttempts)
+	}
+	delay := 5 * time.Minute // the seed's default retry_delay_minutes
+	if r.RetryDelay != nil {
+		delay = time.Duration(*r.RetryDelay) * time.Minute
+	}
+	return runqueue.Run{
+		Args:             workers.Args{ExecutedBy: executedBy, Parameters: r.Parameters, ScheduledFor: scheduledFor.UTC(), ScheduledJobID: r.ID},
+		Class:            class.Name(),
+		JobClass:         r.JobClass,
+		MaxAttempts:      maxAttempts,
+		OverlapPolicy:    r.Overlap,
+		Queue:            s.cfg.Queue,
+		Redacted:         s.registry.Redact(r.JobClass, r.Parameters),
+		RetryDelay:       delay,
+		ScheduledJobName: r.Name,
+	}
+}

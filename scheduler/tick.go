@@ -1,0 +1,99 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A run is unfinished while its latest job_logs row is queued or processing:
+// the Recorder keeps that true synchronously (a retry's next attempt is
+// queued as the failed one closes), and the Reconciler repairs it against
+// River after a crash. Counting from job_logs, through a partial index of
+// the few unfinished rows, costs the same however long River's job table
+// grows; River's own args lookup scanned it.
+
+// TickResult is what one scheduling cycle did.
+type TickResult struct {
+	// Planned rows got a new next_run_at (or an error).
+	Planned int
+	// Fired rows were due and handled.
+	Fired int
+	// Enqueued runs went to River.
+	Enqueued int
+	// More is true when a batch was full: run another cycle at once.
+	More bool
+	// NextDue is the earliest next_run_at left, zero when there is none.
+	NextDue time.Time
+}
+
+// row is one scheduled_jobs row as the scheduler reads it.
+type row struct {
+	ID                   int64
+	Name, JobClass       string
+	Parameters           json.RawMessage
+	Cron                 *string
+	Interval             *int32
+	NextRunAt, LastDueAt *time.Time
+	Timezone             *string
+	Misfire, Overlap     string
+	MaxAttempts          *int32
+	RetryDelay           *int32
+	IsActive             bool
+	LastRunMessage       *string
+	ScheduleError        *string
+}
+
+const rowColumns = `id, name, job_class, coalesce(parameters, '{}'::jsonb), cron_expression, interval_minutes,
+	next_run_at, last_due_at, timezone, misfire_policy, overlap_policy, max_attempts, retry_delay_minutes,
+	coalesce(is_active, false), last_run_message, schedule_error`
+
+func scanRow(rows pgx.CollectableRow) (row, error) {
+	var r row
+	err := rows.Scan(&r.ID, &r.Name, &r.JobClass, &r.Parameters, &r.Cron, &r.Interval, &r.NextRunAt, &r.LastDueAt,
+		&r.Timezone, &r.Misfire, &r.Overlap, &r.MaxAttempts, &r.RetryDelay, &r.IsActive, &r.LastRunMessage, &r.ScheduleError)
+	return r, err
+}
+
+// Tick runs one scheduling cycle: plan the rows that need it, enqueue the
+// due ones, and find the next due time.
+func (s *Scheduler) Tick(ctx context.Context) (TickResult, error) {
+	var res TickResult
+	planned, morePlans, err := s.plan(ctx, s.backoffIDs())
+	if err != nil {
+		return res, err
+	}
+	res.Planned = planned
+	paused, all, err := s.pausedClasses(ctx)
+	if err != nil {
+		return res, err
+	}
+	backoff := s.backoffIDs()
+	if !all {
+		fired, enqueued, moreDue, err := s.enqueueDue(ctx, paused, backoff)
+		if err != nil {
+			return res, err
+		}
+		res.Fired, res.Enqueued, res.More = fired, enqueued, moreDue
+	}
+	res.More = res.More || morePlans
+	if all {
+		return res, nil
+	}
+	var next *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT min(next_run_at) FROM scheduled_jobs
+		WHERE is_active AND NOT needs_plan AND NOT (job_class = ANY($1)) AND NOT (id = ANY($2))`,
+		paused, backoff).Scan(&next); err != nil {
+		return res, fmt.Errorf("find next due time: %w", err)
+	}
+	if next != nil {
+		res.NextDue = *next
+	}
+	if t := s.nextBackoff(); !t.IsZero() && (res.NextDue.IsZero() || t.Before(res.NextDue)) {
+		res.NextDue = t
+	}
+	return res, nil
+}

@@ -11,7 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
-	"github.com/atis-edu/atis-scheduler/scheduler"
+	"github.com/atis-edu/atis-scheduler/internal/schedule"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -133,7 +133,7 @@ func isDue(freq string, last *time.Time, now time.Time) (bool, error) {
 	case "weekly":
 		next = func(t time.Time) time.Time { return t.Add(7 * 24 * time.Hour) }
 	default:
-		sched, err := scheduler.ParseCron(freq, time.UTC)
+		sched, err := schedule.ParseCron(freq, time.UTC)
 		if err != nil {
 			return false, fmt.Errorf("sync_frequency %q is not hourly, daily, weekly or a cron expression: %w", freq, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
+	"github.com/atis-edu/atis-scheduler/internal/schedule"
 	"github.com/atis-edu/atis-scheduler/workers"
 	"github.com/jackc/pgx/v5"
 )
@@ -252,7 +253,7 @@ func (s *Scheduler) observe(ctx context.Context, firings []firing) {
 // keeps the latest runAllCap; skip runs the latest only if it is at most
 // grace late), the latest tick, the first tick after now, and how many
 // missed ticks the policy drops.
-func dueTicks(sched Schedule, first time.Time, misfire string, now time.Time, runAllCap int, grace time.Duration) (run []time.Time, lastDue, next time.Time, dropped int) {
+func dueTicks(sched schedule.Schedule, first time.Time, misfire string, now time.Time, runAllCap int, grace time.Duration) (run []time.Time, lastDue, next time.Time, dropped int) {
 	const maxWalk = 1_000_000
 	var recent []time.Time // the latest RunAllCap ticks
 	total := 0
@@ -305,7 +306,7 @@ type firePlan struct {
 }
 
 // planFire applies a due row's misfire policy to its ticks up to now.
-func planFire(cfg Config, sched Schedule, r row, now time.Time) firePlan {
+func planFire(cfg Config, sched schedule.Schedule, r row, now time.Time) firePlan {
 	ticks, lastDue, next, missed := dueTicks(sched, *r.NextRunAt, r.Misfire, now, cfg.RunAllCap, cfg.MisfireGrace)
 	return firePlan{ticks: ticks, lastDue: lastDue, next: next, missed: missed}
 }

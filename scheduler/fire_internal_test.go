@@ -7,13 +7,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
+	"github.com/atis-edu/atis-scheduler/internal/schedule"
 )
 
 func TestDueTicks(t *testing.T) {
 	t.Parallel()
 
 	at := func(m int) time.Time { return time.Date(2026, 6, 1, 12, m, 0, 0, time.UTC) }
-	every10 := Every(10 * time.Minute)
+	every10 := schedule.Every(10 * time.Minute)
 	tests := []struct {
 		name        string
 		first, now  time.Time

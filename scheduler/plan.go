@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
+	"github.com/atis-edu/atis-scheduler/internal/schedule"
 	"github.com/atis-edu/atis-scheduler/workers"
 	"github.com/jackc/pgx/v5"
 )
@@ -72,7 +73,7 @@ func (s *Scheduler) planRow(ctx context.Context, tx pgx.Tx, r row, now time.Time
 
 // firstFire is a row's first fire time: the next cron tick, or for an
 // interval, N minutes after the last handled tick (now, for a new row).
-func firstFire(sched Schedule, r row, now time.Time) time.Time {
+func firstFire(sched schedule.Schedule, r row, now time.Time) time.Time {
 	if r.Cron == nil && r.LastDueAt != nil {
 		return sched.Next(*r.LastDueAt)
 	}
@@ -97,7 +98,7 @@ func (s *Scheduler) markInvalid(ctx context.Context, tx pgx.Tx, r row, cause err
 
 // compile checks everything about a row that can be wrong and returns its
 // schedule and class.
-func (s *Scheduler) compile(r row) (Schedule, workers.Class, error) {
+func (s *Scheduler) compile(r row) (schedule.Schedule, workers.Class, error) {
 	class, ok := s.registry.Lookup(r.JobClass)
 	if !ok {
 		return nil, nil, fmt.Errorf("unknown job class %q (known: %s)", r.JobClass, strings.Join(s.registry.Names(), ", "))
@@ -117,6 +118,6 @@ func (s *Scheduler) compile(r row) (Schedule, workers.Class, error) {
 	if r.RetryDelay != nil && *r.RetryDelay < 0 {
 		return nil, nil, fmt.Errorf("retry_delay_minutes %d must not be negative", *r.RetryDelay)
 	}
-	sched, err := ParseRow(r.Cron, r.Interval, r.Timezone)
+	sched, err := schedule.ParseRow(r.Cron, r.Interval, r.Timezone)
 	return sched, class, err
 }

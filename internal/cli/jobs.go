@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/spf13/cobra"
 
+	"github.com/atis-edu/atis-scheduler/internal/schedule"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 )
 
@@ -84,7 +85,7 @@ func (c *jobsCommand) Next(expr string) error {
 	if c.count < 1 || c.count > 10000 {
 		return usageError{fmt.Errorf("--count=%d must be between 1 and 10000", c.count)}
 	}
-	sched, err := scheduler.ParseRow(&expr, nil, &c.tz)
+	sched, err := schedule.ParseRow(&expr, nil, &c.tz)
 	if err != nil {
 		return usageError{err}
 	}

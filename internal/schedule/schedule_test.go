@@ -1,4 +1,4 @@
-package scheduler_test
+package schedule_test
 
 import (
 	"strings"
@@ -7,14 +7,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/scheduler"
+	"github.com/atis-edu/atis-scheduler/internal/schedule"
 )
 
 func fireTimes(t *testing.T, expr, tz, from string, n int) []string {
 	t.Helper()
 	loc, err := time.LoadLocation(tz)
 	require.NoError(t, err)
-	sched, err := scheduler.ParseCron(expr, loc)
+	sched, err := schedule.ParseCron(expr, loc)
 	require.NoError(t, err)
 	at, err := time.Parse(time.RFC3339, from)
 	require.NoError(t, err)
@@ -106,7 +106,7 @@ func TestParseCronNeverDoublesOrSkipsAYear(t *testing.T) {
 
 				loc, err := time.LoadLocation(tz)
 				require.NoError(t, err)
-				sched, err := scheduler.ParseCron(expr, loc)
+				sched, err := schedule.ParseCron(expr, loc)
 				require.NoError(t, err)
 				at := time.Date(2026, 1, 1, 0, 0, 0, 0, loc)
 				days := map[string]int{}
@@ -142,7 +142,7 @@ func TestParseCronErrors(t *testing.T) {
 		t.Run(tt.expr, func(t *testing.T) {
 			t.Parallel()
 
-			_, err := scheduler.ParseCron(tt.expr, time.UTC)
+			_, err := schedule.ParseCron(tt.expr, time.UTC)
 			require.ErrorContains(t, err, tt.wantErr)
 		})
 	}

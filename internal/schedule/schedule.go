@@ -1,4 +1,7 @@
-package scheduler
+// Package schedule computes fire times: cron expressions evaluated in a
+// time zone with its DST rules, and fixed intervals; ParseRow reads the
+// schedule of a scheduled_jobs row.
+package schedule
 
 import (
 	"errors"

@@ -1,10 +1,10 @@
-package scheduler_test
+package schedule_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/atis-edu/atis-scheduler/scheduler"
+	"github.com/atis-edu/atis-scheduler/internal/schedule"
 )
 
 // FuzzParseRow: whatever an admin writes in cron_expression,
@@ -39,7 +39,7 @@ func FuzzParseRow(f *testing.F) {
 		if interval != 0 {
 			intervalArg = &interval
 		}
-		sched, err := scheduler.ParseRow(cronArg, intervalArg, &tz)
+		sched, err := schedule.ParseRow(cronArg, intervalArg, &tz)
 		if err != nil {
 			return
 		}

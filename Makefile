@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X $(PKG)/internal/cli.Version=$(VERSION)
 # that atis-devdb starts for the whole run and stops after it.
 WITH_TEST_DB = $(if $(TEST_DATABASE_URL),,$(BIN)/atis-devdb -env TEST_DATABASE_URL -database postgres --)
 
-.PHONY: help build run test test/race lint bench clean
+.PHONY: help build run test test/race test-chaos test-soak fuzz lint bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,18 @@ test: build ## Run the whole test suite on a throwaway PostgreSQL
 
 test/race: build ## Run the whole test suite with the race detector
 	$(WITH_TEST_DB) $(GO) test -count=1 -race -timeout 15m ./...
+
+test-chaos: build ## The chaos suite at full length: kill -9, outage, hostile providers, secrets (`make test` runs it short)
+	$(WITH_TEST_DB) env ATIS_CHAOS=full $(GO) test -count=1 -v -run Chaos -timeout 30m ./cmd/atis-scheduler/
+
+test-soak: build ## 10,000 schedules for 10 minutes; goroutines, RSS and sessions must stay flat (not in CI)
+	$(WITH_TEST_DB) env ATIS_SOAK=1 $(GO) test -count=1 -v -run '^TestSoak$$' -timeout 30m ./cmd/atis-scheduler/
+
+FUZZ_TIME ?= 30s
+fuzz: ## Fuzz each target for FUZZ_TIME (30s); a crasher is written under the package's testdata/fuzz
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRow$$' -fuzztime $(FUZZ_TIME) ./internal/schedule/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateParameters$$' -fuzztime $(FUZZ_TIME) ./internal/cli/
+	$(GO) test -run '^$$' -fuzz '^FuzzFetchPage$$' -fuzztime $(FUZZ_TIME) ./integrations/httpjson/
 
 lint: ## go vet and gofmt
 	$(GO) vet ./...

@@ -113,9 +113,34 @@ type Config struct {
 	// cancelling them (River then retries them). Defaults to 30 seconds.
 	SoftStopTimeout time.Duration `env:"ATIS_SOFT_STOP_TIMEOUT"`
 
+	// UIToken is the dashboard's credential: who presents it may pause,
+	// resume and run schedules, and, when the listener is not on loopback,
+	// read any dashboard page. At least MinUITokenLength characters.
+	// Defaults to none: actions are off, and so is the whole dashboard on a
+	// non-loopback listener.
+	UIToken Secret `env:"ATIS_UI_TOKEN"`
+
+	// UITokenFile is the token read from the file named by
+	// ATIS_UI_TOKEN_FILE (Docker secrets, systemd credentials); used when
+	// UIToken is empty.
+	UITokenFile Secret `env:"ATIS_UI_TOKEN_FILE,file"`
+
 	// Workers is the most jobs this process runs at once. Defaults to 10.
 	Workers int `env:"ATIS_WORKERS"`
 }
+
+// MinUITokenLength is the shortest ATIS_UI_TOKEN accepted: a token guards
+// actions, and every page on a non-loopback listener.
+const MinUITokenLength = 16
+
+// Secret is a configuration value that never prints.
+type Secret string
+
+// String hides the value.
+func (Secret) String() string { return "(hidden)" }
+
+// GoString hides the value from %#v.
+func (Secret) GoString() string { return "(hidden)" }
 
 // Load reads the configuration from the environment (environ, as os.Environ
 // returns it), fills defaults and validates it. An error names the variable
@@ -148,6 +173,7 @@ func (c Config) WithDefaults() Config {
 	if len(c.AppKey) == 0 {
 		c.AppKey = c.AppKeyFile
 	}
+	c.UIToken = cmp.Or(c.UIToken, Secret(strings.TrimSpace(string(c.UITokenFile))))
 	c.FailureAlertThreshold = cmp.Or(c.FailureAlertThreshold, DefaultFailureAlertThreshold)
 	c.HTTPAddr = cmp.Or(c.HTTPAddr, DefaultHTTPAddr)
 	c.JobTimeout = cmp.Or(c.JobTimeout, DefaultJobTimeout)
@@ -186,6 +212,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s=%s must be positive", name, d)
 		}
 	}
+	if n := len([]rune(string(c.UIToken))); n > 0 && n < MinUITokenLength {
+		return fmt.Errorf("ATIS_UI_TOKEN (or ATIS_UI_TOKEN_FILE) is %d characters: use at least %d (e.g. openssl rand -hex 32)", n, MinUITokenLength)
+	}
 	if c.SoftStopTimeout < 0 {
 		return fmt.Errorf("ATIS_SOFT_STOP_TIMEOUT=%s must not be negative", c.SoftStopTimeout)
 	}
@@ -211,7 +240,7 @@ func (c Config) RequireDatabase() error {
 }
 
 // secretVars are never quoted back in an error.
-var secretVars = map[string]bool{"DATABASE_URL": true, "ATIS_APP_KEY": true, "ATIS_APP_PREVIOUS_KEYS": true}
+var secretVars = map[string]bool{"DATABASE_URL": true, "ATIS_APP_KEY": true, "ATIS_APP_PREVIOUS_KEYS": true, "ATIS_UI_TOKEN": true}
 
 // explain turns env's field-named errors into ones naming the variable.
 func explain(err error, vars map[string]string) error {

@@ -26,6 +26,8 @@ func TestLoad(t *testing.T) {
 	badKeyFile := filepath.Join(t.TempDir(), "bad-key")
 	require.NoError(t, os.WriteFile(badKeyFile, []byte("base64:c2VjcmV0\n"), 0o600))
 	key := laravelcrypt.Key("0123456789abcdef0123456789abcdef")
+	tokenFile := filepath.Join(t.TempDir(), "ui-token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("0123456789abcdefXYZ\n"), 0o600))
 	old := laravelcrypt.Key("fedcba9876543210")
 
 	debug := slog.LevelDebug
@@ -86,6 +88,12 @@ func TestLoad(t *testing.T) {
 		{name: "BadAppKeyRaw", env: []string{"ATIS_APP_KEY=secret"}, wantErr: `ATIS_APP_KEY=(hidden) is not a valid application key`},
 		{name: "BadPreviousKey", env: []string{"ATIS_APP_PREVIOUS_KEYS=" + appKey + ",secret"}, wantErr: `ATIS_APP_PREVIOUS_KEYS=(hidden) is not a valid`},
 		{name: "BadAppKeyFile", env: []string{"ATIS_APP_KEY_FILE=" + badKeyFile}, wantErr: `ATIS_APP_KEY_FILE="` + badKeyFile + `" is not a valid application key`},
+		{name: "UIToken", env: []string{"ATIS_UI_TOKEN=0123456789abcdefXYZ"}, want: defaults(config.Config{UIToken: "0123456789abcdefXYZ"})},
+		{
+			name: "UITokenFromFile", env: []string{"ATIS_UI_TOKEN_FILE=" + tokenFile},
+			want: defaults(config.Config{UIToken: "0123456789abcdefXYZ", UITokenFile: "0123456789abcdefXYZ\n"}),
+		},
+		{name: "ShortUIToken", env: []string{"ATIS_UI_TOKEN=secret"}, wantErr: "ATIS_UI_TOKEN (or ATIS_UI_TOKEN_FILE) is 6 characters: use at least 16"},
 		{name: "MissingSecretFile", env: []string{"DATABASE_URL_FILE=/nonexistent/db-url"}, wantErr: "/nonexistent/db-url"},
 	}
 	for _, tt := range tests {
@@ -138,7 +146,7 @@ func TestAppKeysNeverPrint(t *testing.T) {
 	t.Parallel()
 
 	key := "base64:" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
-	cfg, err := config.Load([]string{"ATIS_APP_KEY=" + key, "ATIS_APP_PREVIOUS_KEYS=" + key})
+	cfg, err := config.Load([]string{"ATIS_APP_KEY=" + key, "ATIS_APP_PREVIOUS_KEYS=" + key, "ATIS_UI_TOKEN=0123456789abcdefUI"})
 	require.NoError(t, err)
 	require.Len(t, cfg.AppKeys(), 2)
 	for _, s := range []string{fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg)} {

@@ -420,11 +420,9 @@ func (r *Reconciler) closeLogs(ctx context.Context) (int, error) {
 			if s.start != nil {
 				start = *s.start
 			}
-			batch := &pgx.Batch{}
-			queueFinalize(batch, finalRun{JobID: s.jobID, ScheduledJobID: s.scheduledJobID, JobClass: s.jobClass,
-				Queue: s.queue, Attempt: s.attempt, Status: status, Message: msg, Start: start, End: end,
-				InstanceID: r.cfg.InstanceID, AlertThreshold: r.cfg.AlertThreshold})
-			return tx.SendBatch(ctx, batch).Close()
+			return finalize(ctx, tx, []finalRun{{JobID: s.jobID, ScheduledJobID: s.scheduledJobID, JobClass: s.jobClass,
+				Queue: s.queue, Attempt: s.attempt, Status: status, Message: msg, Start: start, End: end}},
+				r.cfg.InstanceID, r.cfg.AlertThreshold)
 		})
 		if err != nil {
 			return 0, fmt.Errorf("close job_logs row %d: %w", s.logID, err)

@@ -7,13 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivershared/startstop"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
@@ -23,6 +24,8 @@ import (
 // Defaults of RecorderConfig.
 const (
 	DefaultFailureAlertThreshold = 3
+	DefaultRecordFlushInterval   = 50 * time.Millisecond
+	DefaultRecordFlushSize       = 500
 	// queueOneWait is how long a run waits before looking again whether the
 	// run ahead of it has finished.
 	queueOneWait  = time.Second
@@ -45,6 +48,15 @@ type RecorderConfig struct {
 	// Defaults to 3.
 	FailureAlertThreshold int
 
+	// FlushInterval is the longest a record waits in memory before it is
+	// written (with the others of its flush, in a few set-based
+	// statements). Defaults to 50 ms.
+	FlushInterval time.Duration
+
+	// FlushSize is the most records one flush writes; a full buffer is
+	// written at once. Defaults to 500.
+	FlushSize int
+
 	// InstanceID names this process in performance_metrics.
 	InstanceID string
 
@@ -60,24 +72,39 @@ type RecorderConfig struct {
 // attempt and, when a run is over, the schedule's bookkeeping, a
 // system_errors row for a failure, a performance_metrics row, and an alert
 // after repeated failures.
+//
+// While started, it buffers what it records and writes it every
+// FlushInterval or FlushSize records, the way River's completer batches
+// completions: a run's work never waits for its bookkeeping. What a crash
+// loses from the buffer, the Reconciler rebuilds from River's job states.
+// Unstarted, it writes each record at once.
 type Recorder struct {
 	river.MiddlewareDefaults
+	startstop.BaseStartStop
+
 	cfg      RecorderConfig
 	logger   *slog.Logger
 	pool     *pgxpool.Pool
 	registry *workers.Registry
+
+	records chan record
+	mu      sync.RWMutex // held to read open; Stop takes it to close
+	open    bool         // records go through the buffer
 }
 
 // NewRecorder returns a Recorder writing through pool.
 func NewRecorder(pool *pgxpool.Pool, registry *workers.Registry, logger *slog.Logger, cfg RecorderConfig) *Recorder {
 	cfg.FailureAlertThreshold = cmp.Or(cfg.FailureAlertThreshold, DefaultFailureAlertThreshold)
+	cfg.FlushInterval = cmp.Or(cfg.FlushInterval, DefaultRecordFlushInterval)
+	cfg.FlushSize = cmp.Or(cfg.FlushSize, DefaultRecordFlushSize)
 	if cfg.Stopping == nil {
 		cfg.Stopping = func() bool { return false }
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
-	return &Recorder{cfg: cfg, logger: logger.With(slog.String("component", "recorder")), pool: pool, registry: registry}
+	return &Recorder{cfg: cfg, logger: logger.With(slog.String("component", "recorder")), pool: pool, registry: registry,
+		records: make(chan record, cfg.FlushSize)}
 }
 
 // run is what the recorder knows about the job being worked.
@@ -110,7 +137,7 @@ type outcome struct {
 	final   bool   // the run is over
 	message string
 	trace   string
-	result  any
+	result  []byte // JSON
 	start   time.Time
 	end     time.Time
 }
@@ -119,25 +146,43 @@ type outcome struct {
 func (rec *Recorder) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
 	r := rec.newRun(job)
 	start := time.Now()
-	busy, err := rec.begin(ctx, r, start)
-	switch {
-	case err != nil:
-		rec.logger.ErrorContext(ctx, "could not record attempt start", slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
-	case busy: // another run of this schedule is being worked: wait, spending no attempt
-		return river.JobSnooze(queueOneWait)
-	case job.Attempt == 1 && !r.args.ScheduledFor.IsZero():
+	if r.guarded() {
+		// The overlap check needs the truth now: written at once.
+		busy, err := rec.begin(ctx, r, start)
+		switch {
+		case err != nil:
+			rec.logger.ErrorContext(ctx, "could not record attempt start", slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
+		case busy: // another run of this schedule is being worked: wait, spending no attempt
+			return river.JobSnooze(queueOneWait)
+		}
+	} else {
+		rec.submit(ctx, record{run: r, start: start})
+	}
+	if job.Attempt == 1 && !r.args.ScheduledFor.IsZero() {
 		rec.cfg.Observer.RunStarted(job.Kind, start.Sub(r.args.ScheduledFor))
 	}
 
 	var result any
 	err, trace := callRecovering(workers.WithResult(ctx, &result), doInner)
 	o := rec.classify(ctx, job, err)
-	o.trace, o.result, o.start, o.end = trace, result, start, time.Now()
-
-	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-	defer cancel()
-	if rerr := rec.finish(recordCtx, r, o); rerr != nil {
-		rec.logger.ErrorContext(ctx, "could not record attempt result", slog.Int64("job_id", job.ID), slog.String("error", rerr.Error()))
+	o.trace, o.start, o.end = trace, start, time.Now()
+	o.result = []byte("{}")
+	if result != nil {
+		if b, merr := json.Marshal(result); merr == nil {
+			o.result = b
+		} else {
+			rec.logger.WarnContext(ctx, "could not encode a run's result", slog.Int64("job_id", job.ID), slog.String("error", merr.Error()))
+		}
+	}
+	if o.status == StatusQueued && r.guarded() {
+		// Back in line: written at once, like the start it undoes.
+		recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer cancel()
+		if rerr := rec.writeNow(recordCtx, []record{{run: r, end: &o}}); rerr != nil {
+			rec.logger.ErrorContext(ctx, "could not record attempt result", slog.Int64("job_id", job.ID), slog.String("error", rerr.Error()))
+		}
+	} else {
+		rec.submit(ctx, record{run: r, end: &o})
 	}
 	switch {
 	case o.final:
@@ -184,15 +229,17 @@ func cancelMessage(e *rivertype.JobCancelError) string {
 	return e.Error()
 }
 
-// begin marks the attempt's row processing, or inserts it if the attempt
-// has none (as after a crash), in one statement. Under overlap_policy skip or
-// queue_one it first checks whether another run of the schedule is being
-// worked; if so it changes nothing and reports busy.
+// guarded says whether the run's start must check for another run of its
+// schedule being worked (overlap_policy skip or queue_one).
+func (r run) guarded() bool {
+	return r.args.ScheduledJobID != 0 && r.meta.OverlapPolicy != runqueue.OverlapAllow
+}
+
+// begin checks, for a guarded run, whether another run of the schedule is
+// being worked; if so it changes nothing and reports busy; if not, it marks
+// the attempt's row processing, or inserts it if the attempt has none (as
+// after a crash).
 func (rec *Recorder) begin(ctx context.Context, r run, start time.Time) (busy bool, err error) {
-	guard := r.args.ScheduledJobID != 0 && r.meta.OverlapPolicy != runqueue.OverlapAllow
-	if !guard {
-		return false, rec.markProcessing(ctx, rec.pool, r, start, false, &busy)
-	}
 	// Two runs of one schedule fetched together would each see the other as
 	// not yet started: their checks take turns under a lock of the schedule's
 	// own, held until the winner's row says processing.
@@ -241,112 +288,6 @@ func (r run) scheduledJobID() *int64 {
 		return nil
 	}
 	return &r.args.ScheduledJobID
-}
-
-// finish records how the attempt ended: back in line (not an attempt after
-// all), closed with the next attempt queued (River retries), or closed with
-// the run's bookkeeping (final). One transaction, its statements pipelined.
-func (rec *Recorder) finish(ctx context.Context, r run, o outcome) error {
-	if o.status == StatusQueued {
-		_, err := rec.pool.Exec(ctx, `UPDATE job_logs SET status = 'queued', start_time = NULL, error_message = $3
-			WHERE job_id = $4 AND river_job_id = $1 AND attempt = $2 AND status = 'processing'`,
-			r.job.ID, r.job.Attempt, o.message, fmt.Sprint(r.job.ID))
-		return err
-	}
-	result := []byte("{}")
-	if o.result != nil {
-		var err error
-		if result, err = json.Marshal(o.result); err != nil {
-			return fmt.Errorf("encode result: %w", err)
-		}
-	}
-	batch := &pgx.Batch{}
-	batch.Queue(`WITH upd AS (
-			UPDATE job_logs SET status = $3, result = $4, error_message = nullif($5, ''), error_trace = nullif($6, ''),
-				end_time = $7, duration = $8
-			WHERE job_id = $9 AND river_job_id = $1 AND attempt = $2 AND status = 'processing' RETURNING 1
-		)
-		INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, start_time, scheduled_job_id,
-			executed_by, result, error_message, error_trace, end_time, duration)
-		SELECT $9, $1, $10, $11, $2, $3, $12, $13, $14, $15, $4, nullif($5, ''), nullif($6, ''), $7, $8
-		WHERE NOT EXISTS (SELECT 1 FROM upd)`,
-		r.job.ID, r.job.Attempt, o.status, result, o.message, o.trace, o.end.UTC(), durationSeconds(o.end.Sub(o.start)),
-		fmt.Sprint(r.job.ID), r.meta.JobClass, r.job.Queue, r.payload, o.start.UTC(), r.scheduledJobID(), r.args.ExecutedBy)
-	if !o.final {
-		batch.Queue(`INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, scheduled_job_id, executed_by)
-			VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)`,
-			fmt.Sprint(r.job.ID), r.job.ID, r.meta.JobClass, r.job.Queue, r.job.Attempt+1, r.payload, r.scheduledJobID(), r.args.ExecutedBy)
-	} else {
-		queueFinalize(batch, finalRun{
-			JobID: r.job.ID, ScheduledJobID: r.args.ScheduledJobID, JobClass: r.meta.JobClass, Queue: r.job.Queue,
-			Attempt: r.job.Attempt, Status: o.status, Message: o.message, Trace: o.trace, Start: o.start, End: o.end,
-			InstanceID: rec.cfg.InstanceID, AlertThreshold: rec.cfg.FailureAlertThreshold,
-		})
-	}
-	return pgx.BeginFunc(ctx, rec.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, batch).Close() })
-}
-
-// finalRun is a run that is over, for queueFinalize.
-type finalRun struct {
-	JobID, ScheduledJobID int64
-	JobClass, Queue       string
-	Attempt               int
-	Status                string // completed, failed or cancelled
-	Message, Trace        string
-	Start, End            time.Time
-	InstanceID            string
-	AlertThreshold        int
-}
-
-// queueFinalize queues, for one transaction, what a finished run leaves
-// behind: a performance_metrics row; for a failure a system_errors row; the
-// schedule's bookkeeping; and, when its failures in a row reach the
-// threshold, one notification.
-func queueFinalize(batch *pgx.Batch, f finalRun) {
-	dur := f.End.Sub(f.Start)
-	ctxJSON, _ := json.Marshal(map[string]any{"job_id": f.JobID, "scheduled_job_id": f.ScheduledJobID,
-		"job_class": f.JobClass, "attempt": f.Attempt, "queue": f.Queue, "status": f.Status})
-	ms := math.Min(float64(dur.Microseconds())/1000, 99_999_999)
-	batch.Queue(`INSERT INTO performance_metrics (metric_type, name, value, unit, context, instance_id)
-		VALUES ('job', left($1, 100), $2, 'ms', $3, $4)`, f.JobClass, ms, ctxJSON, f.InstanceID)
-	failed := f.Status != StatusCompleted
-	if failed {
-		batch.Queue(`INSERT INTO system_errors (error_code, error_type, message, stack_trace, context, severity)
-			VALUES ('job_failed', 'scheduled_job_failed', $1, nullif($2, ''), $3, 'error')`,
-			fmt.Sprintf("%s run %d %s after %d attempt(s): %s", f.JobClass, f.JobID, f.Status, f.Attempt, f.Message),
-			f.Trace, ctxJSON)
-	}
-	if f.ScheduledJobID == 0 {
-		return
-	}
-	lastStatus := map[string]string{StatusCompleted: "success", StatusFailed: "failed", StatusCancelled: "cancelled"}[f.Status]
-	// Our own bookkeeping wakes no scheduler.
-	batch.Queue(`SELECT set_config('atis.scheduler', 'on', true)`)
-	batch.Queue(`UPDATE scheduled_jobs SET
-			is_running = EXISTS (SELECT 1 FROM job_logs WHERE scheduled_job_id = $1 AND river_job_id <> $2
-				AND status IN ('queued', 'processing')),
-			last_run_at = $3, last_run_status = $4, last_run_message = nullif($5, ''), last_run_duration = $6,
-			run_count = coalesce(run_count, 0) + 1,
-			failure_count = coalesce(failure_count, 0) + CASE WHEN $7 THEN 1 ELSE 0 END,
-			consecutive_failures = CASE WHEN $7 THEN consecutive_failures + 1 ELSE 0 END,
-			updated_at = $8
-		WHERE id = $1`,
-		f.ScheduledJobID, f.JobID, f.Start.UTC(), lastStatus, f.Message, durationSeconds(dur), failed, f.End.UTC())
-	if failed {
-		batch.Queue(`INSERT INTO system_notifications (type, title, message, level, start_at, target_roles, target_institutions)
-			SELECT 'scheduled_job_failing', left(format('Scheduled job "%s" has failed %s times in a row', name, consecutive_failures), 200),
-				format('Scheduled job %s (%s, class %s) has failed %s runs in a row. Last error: %s',
-					id, name, $3::text, consecutive_failures, $4::text),
-				'danger', $5, '[]', '[]'
-			FROM scheduled_jobs WHERE id = $1 AND consecutive_failures = $2`,
-			f.ScheduledJobID, f.AlertThreshold, f.JobClass, f.Message, f.End.UTC())
-	}
-}
-
-// durationSeconds rounds to whole seconds, as job_logs.duration and
-// scheduled_jobs.last_run_duration hold.
-func durationSeconds(d time.Duration) int32 {
-	return int32(math.Round(d.Seconds()))
 }
 
 // RetryPolicy waits retry_delay_minutes (carried in the job's metadata)

@@ -28,7 +28,12 @@ const (
 	DefaultMisfireGrace          = time.Minute
 	DefaultPollInterval          = 10 * time.Second
 	DefaultSoftStopTimeout       = 30 * time.Second
-	DefaultWorkers               = 10
+	DefaultWorkers               = 100
+	DefaultFetchCooldown         = 10 * time.Millisecond
+	DefaultFetchPollInterval     = time.Second
+	DefaultRecordFlushInterval   = 50 * time.Millisecond
+	// MaxDefaultDBConns caps the pool size derived from ATIS_WORKERS.
+	MaxDefaultDBConns = 20
 )
 
 // Log formats accepted by ATIS_LOG_FORMAT.
@@ -125,8 +130,29 @@ type Config struct {
 	// UIToken is empty.
 	UITokenFile Secret `env:"ATIS_UI_TOKEN_FILE,file"`
 
-	// Workers is the most jobs this process runs at once. Defaults to 10.
+	// Workers is the most jobs this process runs at once. A worker that
+	// waits costs a goroutine, not a connection: only work that queries the
+	// database (sql, retention, syncs) holds one. Defaults to 100.
 	Workers int `env:"ATIS_WORKERS"`
+
+	// DBMaxConns is the most connections the daemon's pool opens (the
+	// heartbeat and the change listener have one each besides). Defaults to
+	// ATIS_WORKERS + 10, at most 20.
+	DBMaxConns int `env:"ATIS_DB_MAX_CONNS"`
+
+	// FetchCooldown is the shortest wait between two fetches of available
+	// jobs: lower starts jobs sooner under load and costs more queries.
+	// Defaults to 10 ms.
+	FetchCooldown time.Duration `env:"ATIS_FETCH_COOLDOWN"`
+
+	// FetchPollInterval is how often available jobs are looked for when no
+	// insert notification arrives (a safety net). Defaults to 1 second.
+	FetchPollInterval time.Duration `env:"ATIS_FETCH_POLL_INTERVAL"`
+
+	// RecordFlushInterval is the longest a run's job_logs and bookkeeping
+	// records wait in memory before they are written, together with the
+	// others of their flush. Defaults to 50 ms.
+	RecordFlushInterval time.Duration `env:"ATIS_RECORD_FLUSH_INTERVAL"`
 }
 
 // MinUITokenLength is the shortest ATIS_UI_TOKEN accepted: a token guards
@@ -185,6 +211,10 @@ func (c Config) WithDefaults() Config {
 	}
 	c.SoftStopTimeout = cmp.Or(c.SoftStopTimeout, DefaultSoftStopTimeout)
 	c.Workers = cmp.Or(c.Workers, DefaultWorkers)
+	c.DBMaxConns = cmp.Or(c.DBMaxConns, min(c.Workers+10, MaxDefaultDBConns))
+	c.FetchCooldown = cmp.Or(c.FetchCooldown, DefaultFetchCooldown)
+	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, DefaultFetchPollInterval)
+	c.RecordFlushInterval = cmp.Or(c.RecordFlushInterval, DefaultRecordFlushInterval)
 	return c
 }
 
@@ -201,13 +231,20 @@ func (c Config) Validate() error {
 	if c.Workers < 1 || c.Workers > 10000 {
 		return fmt.Errorf("ATIS_WORKERS=%d is out of range: it must be between 1 and 10000", c.Workers)
 	}
+	if c.DBMaxConns < 4 || c.DBMaxConns > 1000 {
+		return fmt.Errorf("ATIS_DB_MAX_CONNS=%d is out of range: it must be between 4 and 1000", c.DBMaxConns)
+	}
+	if c.FetchCooldown < time.Millisecond || c.FetchPollInterval < c.FetchCooldown {
+		return fmt.Errorf("ATIS_FETCH_COOLDOWN=%s must be at least 1ms and at most ATIS_FETCH_POLL_INTERVAL=%s", c.FetchCooldown, c.FetchPollInterval)
+	}
 	if c.ArchiveDir != "" && !filepath.IsAbs(c.ArchiveDir) {
 		return fmt.Errorf("ATIS_ARCHIVE_DIR=%q must be an absolute path", c.ArchiveDir)
 	}
 	if c.FailureAlertThreshold < 1 {
 		return fmt.Errorf("ATIS_FAILURE_ALERT_THRESHOLD=%d must be at least 1", c.FailureAlertThreshold)
 	}
-	for name, d := range map[string]time.Duration{"ATIS_JOB_TIMEOUT": c.JobTimeout, "ATIS_MISFIRE_GRACE": c.MisfireGrace, "ATIS_POLL_INTERVAL": c.PollInterval} {
+	for name, d := range map[string]time.Duration{"ATIS_JOB_TIMEOUT": c.JobTimeout, "ATIS_MISFIRE_GRACE": c.MisfireGrace, "ATIS_POLL_INTERVAL": c.PollInterval,
+		"ATIS_FETCH_COOLDOWN": c.FetchCooldown, "ATIS_FETCH_POLL_INTERVAL": c.FetchPollInterval, "ATIS_RECORD_FLUSH_INTERVAL": c.RecordFlushInterval} {
 		if d <= 0 {
 			return fmt.Errorf("%s=%s must be positive", name, d)
 		}

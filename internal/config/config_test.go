@@ -71,6 +71,8 @@ func TestLoad(t *testing.T) {
 		},
 		{name: "WorkersNotANumber", env: []string{"ATIS_WORKERS=many"}, wantErr: `ATIS_WORKERS="many" is not a valid whole number`},
 		{name: "WorkersNegative", env: []string{"ATIS_WORKERS=-1"}, wantErr: "ATIS_WORKERS=-1 is out of range"},
+		{name: "PoolTooSmall", env: []string{"ATIS_DB_MAX_CONNS=2"}, wantErr: "ATIS_DB_MAX_CONNS=2 is out of range"},
+		{name: "CooldownAbovePoll", env: []string{"ATIS_FETCH_COOLDOWN=2s"}, wantErr: "ATIS_FETCH_COOLDOWN=2s must be at least 1ms and at most ATIS_FETCH_POLL_INTERVAL=1s"},
 		{name: "BadLogFormat", env: []string{"ATIS_LOG_FORMAT=xml"}, wantErr: `ATIS_LOG_FORMAT="xml" is not one of text, json`},
 		{name: "BadLogLevel", env: []string{"ATIS_LOG_LEVEL=loud"}, wantErr: `ATIS_LOG_LEVEL="loud" is not a valid log level`},
 		{name: "BadHTTPAddr", env: []string{"ATIS_HTTP_ADDR=9464"}, wantErr: `ATIS_HTTP_ADDR="9464" is not a host:port`},
@@ -129,7 +131,10 @@ func defaults(c config.Config) config.Config {
 		c.LogLevel = &info
 	}
 	if c.Workers == 0 {
-		c.Workers = 10
+		c.Workers = 100
+	}
+	if c.DBMaxConns == 0 {
+		c.DBMaxConns = min(c.Workers+10, 20)
 	}
 	if c.FailureAlertThreshold == 0 {
 		c.FailureAlertThreshold = 3
@@ -138,6 +143,9 @@ func defaults(c config.Config) config.Config {
 	set(&c.JobTimeout, 30*time.Minute)
 	set(&c.PollInterval, 10*time.Second)
 	set(&c.MisfireGrace, time.Minute)
+	set(&c.FetchCooldown, 10*time.Millisecond)
+	set(&c.FetchPollInterval, time.Second)
+	set(&c.RecordFlushInterval, 50*time.Millisecond)
 	return c
 }
 

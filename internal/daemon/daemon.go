@@ -46,6 +46,7 @@ type Daemon struct {
 	http       *httpserver.Server
 	metrics    *metrics.Metrics
 	reconciler *scheduler.Reconciler
+	recorder   *scheduler.Recorder
 	river      *river.Client[pgx.Tx]
 	dbDown     atomic.Bool
 	running    atomic.Bool
@@ -103,6 +104,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer d.reconciler.Stop()
+	// The recorder's buffer is written out after River's last job returns
+	// (deferred calls run last first).
+	if err := d.recorder.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	defer d.recorder.Stop()
 	// River's work and this process's heartbeat must outlive ctx: the
 	// shutdown below stops River explicitly, with its soft-stop timeout, and
 	// the heartbeat goes on until the last job has returned.
@@ -144,18 +151,21 @@ func (d *Daemon) build() error {
 	if err != nil {
 		return err
 	}
-	recorder := scheduler.NewRecorder(d.pool, d.registry, d.logger, scheduler.RecorderConfig{
-		FailureAlertThreshold: d.cfg.FailureAlertThreshold, InstanceID: d.id, Observer: d.metrics, Stopping: d.stopping.Load,
+	d.recorder = scheduler.NewRecorder(d.pool, d.registry, d.logger, scheduler.RecorderConfig{
+		FailureAlertThreshold: d.cfg.FailureAlertThreshold, FlushInterval: d.cfg.RecordFlushInterval,
+		InstanceID: d.id, Observer: d.metrics, Stopping: d.stopping.Load,
 	})
 	d.river, err = river.NewClient(riverpgxv5.New(d.pool), &river.Config{
-		ID:              d.id,
-		JobTimeout:      d.cfg.JobTimeout,
-		Logger:          d.logger.With(slog.String("component", "river")),
-		Middleware:      []rivertype.Middleware{recorder},
-		Queues:          map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: d.cfg.Workers}},
-		RetryPolicy:     scheduler.RetryPolicy{},
-		SoftStopTimeout: d.cfg.SoftStopTimeout,
-		Workers:         riverWorkers,
+		FetchCooldown:     d.cfg.FetchCooldown,
+		FetchPollInterval: d.cfg.FetchPollInterval,
+		ID:                d.id,
+		JobTimeout:        d.cfg.JobTimeout,
+		Logger:            d.logger.With(slog.String("component", "river")),
+		Middleware:        []rivertype.Middleware{d.recorder},
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: d.cfg.Workers}},
+		RetryPolicy:       scheduler.RetryPolicy{},
+		SoftStopTimeout:   d.cfg.SoftStopTimeout,
+		Workers:           riverWorkers,
 	})
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)

@@ -36,9 +36,16 @@ func NewClient(tb testing.TB, pool *pgxpool.Pool, registry *workers.Registry, re
 		tb.Fatal(err)
 	}
 	rec.InstanceID = cmp.Or(rec.InstanceID, "test")
+	// The Recorder buffers as in the daemon; it is stopped (and flushed)
+	// after the test's own cleanups, which stop River, have run.
+	recorder := scheduler.NewRecorder(pool, registry, dbtest.Logger(), rec)
+	if err := recorder.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(recorder.Stop)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		FetchCooldown: 20 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond, Logger: dbtest.Logger(),
-		Middleware: []rivertype.Middleware{scheduler.NewRecorder(pool, registry, dbtest.Logger(), rec)},
+		Middleware: []rivertype.Middleware{recorder},
 		Queues:     map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}}, RetryPolicy: scheduler.RetryPolicy{},
 		TestOnly: true, Workers: riverWorkers,
 	})

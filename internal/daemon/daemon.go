@@ -23,6 +23,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/atis-edu/atis-scheduler/internal/config"
+	"github.com/atis-edu/atis-scheduler/internal/dashboard"
 	"github.com/atis-edu/atis-scheduler/internal/httpserver"
 	"github.com/atis-edu/atis-scheduler/internal/metrics"
 	"github.com/atis-edu/atis-scheduler/migrations"
@@ -90,7 +91,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	var err error
-	d.http, err = httpserver.Listen(d.cfg.HTTPAddr, d.Ready, d.metrics.Handler(), d.logger)
+	ui := dashboard.New(dashboard.Config{Pool: d.pool, Registry: d.registry, Runner: d.scheduler,
+		Token: string(d.cfg.UIToken), Addr: d.cfg.HTTPAddr, Logger: d.logger.With(slog.String("component", "dashboard"))})
+	d.http, err = httpserver.Listen(d.cfg.HTTPAddr, d.Ready, d.metrics.Handler(), d.logger, httpserver.WithUI(ui))
 	if err != nil {
 		return err
 	}

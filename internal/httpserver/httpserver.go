@@ -1,5 +1,6 @@
 // Package httpserver serves the daemon's operational endpoints: /healthz
-// (the process is alive), /readyz (it can do its work) and /metrics.
+// (the process is alive), /readyz (it can do its work) and /metrics, and,
+// when given one, the operations dashboard on every other path.
 package httpserver
 
 import (
@@ -33,10 +34,23 @@ type Server struct {
 // shutdownTimeout bounds how long Stop waits for requests in flight.
 const shutdownTimeout = 5 * time.Second
 
+// Option configures Listen.
+type Option func(*http.ServeMux)
+
+// WithUI serves ui on every path the operational endpoints do not take. A
+// nil ui (the dashboard is off) serves nothing more.
+func WithUI(ui http.Handler) Option {
+	return func(mux *http.ServeMux) {
+		if ui != nil {
+			mux.Handle("/", ui)
+		}
+	}
+}
+
 // Listen binds addr; Start then answers on it. Binding first means a bad or
 // busy address fails the start-up, before anything else runs. metrics, when
 // not nil, serves /metrics.
-func Listen(addr string, ready ReadyFunc, metrics http.Handler, logger *slog.Logger) (*Server, error) {
+func Listen(addr string, ready ReadyFunc, metrics http.Handler, logger *slog.Logger, opts ...Option) (*Server, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on ATIS_HTTP_ADDR=%s: %w", addr, err)
@@ -47,6 +61,9 @@ func Listen(addr string, ready ReadyFunc, metrics http.Handler, logger *slog.Log
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
+	}
+	for _, o := range opts {
+		o(mux)
 	}
 	s.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil

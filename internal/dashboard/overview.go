@@ -1,0 +1,216 @@
+package dashboard
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// queueCap bounds the rows counted per queue state: the page says "at
+// least" beyond it rather than counting a runaway queue on every load.
+const queueCap = 100000
+
+// aliveAfter: an instance whose heartbeat is older is shown as stale.
+const aliveAfter = 2 * time.Minute
+
+type instance struct {
+	ID          string
+	Hostname    string
+	PID         int32
+	Version     *string
+	StartedAt   time.Time
+	HeartbeatAt time.Time
+}
+
+type queueState struct {
+	State string
+	Count int64
+}
+
+type nextFire struct {
+	ID    int64
+	Name  string
+	Class string
+	At    time.Time
+}
+
+type longRun struct {
+	RunID      int64
+	ScheduleID *int64
+	Name       *string
+	Class      string
+	Start      time.Time
+	Usual      *int32
+}
+
+type failingSchedule struct {
+	ID          int64
+	Name        string
+	Class       string
+	Failures    int32
+	LastMessage *string
+	LastRunAt   *time.Time
+}
+
+type overviewPage struct {
+	Instances []instance
+	Queue     []queueState
+	QueueCap  int64
+	Chart     chart
+	Failing   []failingSchedule
+	Long      []longRun
+	Next      []nextFire
+	Switches  []string
+	Classes   []string
+}
+
+func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	now := d.cfg.Now().UTC()
+	var p overviewPage
+	p.QueueCap, p.Classes = queueCap, d.cfg.Registry.Names()
+	err := collect(
+		func() (err error) { p.Instances, err = d.instances(ctx); return },
+		func() (err error) { p.Queue, err = d.queueDepth(ctx); return },
+		func() (err error) { p.Chart, err = d.lastDay(ctx, now); return },
+		func() (err error) { p.Failing, err = d.failing(ctx); return },
+		func() (err error) { p.Long, err = d.longRuns(ctx, now); return },
+		func() (err error) { p.Next, err = d.nextFires(ctx, 20); return },
+		func() (err error) { p.Switches, err = d.switches(ctx); return },
+	)
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.render(w, r, "overview", "Overview", p)
+}
+
+// collect runs the queries one after another (a page's queries are small;
+// running them at once would only take more of the pool).
+func collect(fns ...func() error) error {
+	for _, f := range fns {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Dashboard) instances(ctx context.Context) ([]instance, error) {
+	rows, err := d.cfg.Pool.Query(ctx, `SELECT id, hostname, pid, version, started_at, heartbeat_at
+		FROM scheduler_instances ORDER BY heartbeat_at DESC LIMIT 50`)
+	if err != nil {
+		return nil, fmt.Errorf("read scheduler instances: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[instance])
+	if err != nil {
+		return nil, fmt.Errorf("read scheduler instances: %w", err)
+	}
+	return out, nil
+}
+
+// queueDepth counts River's unfinished jobs by state, up to queueCap each
+// (finished jobs are River's history, not depth).
+func (d *Dashboard) queueDepth(ctx context.Context) ([]queueState, error) {
+	rows, err := d.cfg.Pool.Query(ctx, `SELECT s.state, (SELECT count(*) FROM (
+			SELECT 1 FROM river_job j WHERE j.state = s.state::river_job_state LIMIT $1) c)
+		FROM unnest(ARRAY['available', 'running', 'retryable', 'scheduled', 'pending']) s(state)`, queueCap)
+	if err != nil {
+		return nil, fmt.Errorf("read queue depth: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[queueState])
+	if err != nil {
+		return nil, fmt.Errorf("read queue depth: %w", err)
+	}
+	return out, nil
+}
+
+// lastDay counts the attempts that started in the last 24 hours by hour and
+// outcome.
+func (d *Dashboard) lastDay(ctx context.Context, now time.Time) (chart, error) {
+	from := now.Truncate(time.Hour).Add(-23 * time.Hour)
+	rows, err := d.cfg.Pool.Query(ctx, `SELECT date_trunc('hour', start_time), status, count(*)
+		FROM job_logs WHERE start_time >= $1 GROUP BY 1, 2`, from)
+	if err != nil {
+		return chart{}, fmt.Errorf("count last day's runs: %w", err)
+	}
+	counts := map[time.Time]map[string]int64{}
+	var hour time.Time
+	var status string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&hour, &status, &n}, func() error {
+		if counts[hour] == nil {
+			counts[hour] = map[string]int64{}
+		}
+		counts[hour][status] += n
+		return nil
+	})
+	if err != nil {
+		return chart{}, fmt.Errorf("count last day's runs: %w", err)
+	}
+	return newChart(from, counts), nil
+}
+
+func (d *Dashboard) failing(ctx context.Context) ([]failingSchedule, error) {
+	rows, err := d.cfg.Pool.Query(ctx, `SELECT id, name, job_class, consecutive_failures, last_run_message, last_run_at
+		FROM scheduled_jobs WHERE consecutive_failures > 0
+		ORDER BY consecutive_failures DESC, last_run_at DESC NULLS LAST, id LIMIT 50`)
+	if err != nil {
+		return nil, fmt.Errorf("read failing schedules: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[failingSchedule])
+	if err != nil {
+		return nil, fmt.Errorf("read failing schedules: %w", err)
+	}
+	return out, nil
+}
+
+// longRuns lists attempts running for longer than twice their schedule's
+// previous run (and at least a minute).
+func (d *Dashboard) longRuns(ctx context.Context, now time.Time) ([]longRun, error) {
+	rows, err := d.cfg.Pool.Query(ctx, `SELECT l.river_job_id, l.scheduled_job_id, s.name, l.job_class, l.start_time, s.last_run_duration
+		FROM job_logs l LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
+		WHERE l.status IN ('queued', 'processing') AND l.status = 'processing' AND l.start_time IS NOT NULL
+		  AND l.river_job_id IS NOT NULL
+		  AND l.start_time < $1::timestamp - make_interval(secs => greatest(60, 2 * coalesce(s.last_run_duration, 0)))
+		ORDER BY l.start_time LIMIT 20`, now)
+	if err != nil {
+		return nil, fmt.Errorf("read long runs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[longRun])
+	if err != nil {
+		return nil, fmt.Errorf("read long runs: %w", err)
+	}
+	return out, nil
+}
+
+func (d *Dashboard) nextFires(ctx context.Context, n int) ([]nextFire, error) {
+	rows, err := d.cfg.Pool.Query(ctx, `SELECT id, name, job_class, next_run_at FROM scheduled_jobs
+		WHERE next_run_at IS NOT NULL AND is_active ORDER BY next_run_at, id LIMIT $1`, n)
+	if err != nil {
+		return nil, fmt.Errorf("read next fire times: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[nextFire])
+	if err != nil {
+		return nil, fmt.Errorf("read next fire times: %w", err)
+	}
+	return out, nil
+}
+
+// switches lists the pause switches in effect (platform.feature_flags).
+func (d *Dashboard) switches(ctx context.Context) ([]string, error) {
+	rows, err := d.cfg.Pool.Query(ctx, `SELECT key FROM platform.feature_flags
+		WHERE is_enabled AND deleted_at IS NULL AND (key = 'scheduler.paused' OR key LIKE 'scheduler.paused.%')
+		ORDER BY key`)
+	if err != nil {
+		return nil, fmt.Errorf("read pause switches: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read pause switches: %w", err)
+	}
+	return out, nil
+}

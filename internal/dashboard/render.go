@@ -1,0 +1,184 @@
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// pageNames are the templates under templates/, each with layout.html.
+var pageNames = []string{"overview", "schedules", "schedule", "runs", "run", "integrations", "licenses", "retention", "login", "error"}
+
+func parsePages() map[string]*template.Template {
+	pages := make(map[string]*template.Template, len(pageNames))
+	for _, name := range pageNames {
+		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).
+			ParseFS(assets, "templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
+	}
+	return pages
+}
+
+// view is what every template gets: the page's data and the frame around it.
+type view struct {
+	Title    string
+	Path     string
+	Section  string // the first segment of the path: which tab is on
+	Session  *session
+	CSRF     string
+	TokenSet bool
+	Flash    string
+	Now      time.Time
+	Data     any
+}
+
+func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, page, title string, data any) {
+	s := sessionOf(r)
+	section, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	v := view{Title: title, Path: localPath(r.URL.RequestURI()), Section: section, Session: s, CSRF: d.csrf(s), TokenSet: d.key != nil,
+		Flash: takeFlash(w, r), Now: d.cfg.Now().UTC(), Data: data}
+	var buf bytes.Buffer
+	if err := d.pages[page].Execute(&buf, v); err != nil {
+		d.cfg.Logger.ErrorContext(r.Context(), "dashboard: render page", slog.String("page", page), slog.String("error", err.Error()))
+		http.Error(w, "the page could not be rendered; the daemon's log says why", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = buf.WriteTo(w)
+}
+
+// fail logs err and shows a page that says what could not be read, without
+// the driver's text (it may name the database's host and user).
+func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusInternalServerError
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		status = http.StatusServiceUnavailable
+	}
+	d.cfg.Logger.ErrorContext(r.Context(), "dashboard: page failed", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+	w.WriteHeader(status)
+	d.render(w, r, "error", "Error", "The page could not be read from the database; the daemon's log says why.")
+}
+
+var funcs = template.FuncMap{
+	"ts":     formatTime,
+	"ago":    ago,
+	"dur":    duration,
+	"deref":  deref,
+	"upper":  strings.ToUpper,
+	"add":    func(a, b int) int { return a + b },
+	"alive":  func(t time.Time, now time.Time) bool { return now.Sub(t) < aliveAfter },
+	"since":  func(t time.Time, now time.Time) string { return duration(int32(now.Sub(t).Seconds())) },
+	"dec":    func(t time.Time) string { return t.Format("2006-01-02T15:04:05.999999") },
+	"eqs":    func(a *string, b string) bool { return a != nil && *a == b },
+	"has":    func(list []string, s string) bool { return containsString(list, s) },
+	"pair":   func(v, x any) pair { return pair{V: v, X: x} },
+	"plural": func(n int, one, many string) string { return map[bool]string{true: one, false: many}[n == 1] },
+}
+
+// pair hands a partial template two values: V (usually the view) and X.
+type pair struct{ V, X any }
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// formatTime shows an instant in UTC (or, for a fire time, its own zone).
+func formatTime(v any) string {
+	switch t := v.(type) {
+	case time.Time:
+		if t.IsZero() {
+			return "—"
+		}
+		if t.Location() == time.UTC {
+			return t.Format("2006-01-02 15:04:05") + " UTC"
+		}
+		return t.Format("2006-01-02 15:04:05 MST")
+	case *time.Time:
+		if t == nil {
+			return "—"
+		}
+		return formatTime(*t)
+	}
+	return fmt.Sprint(v)
+}
+
+// ago says how long before now t was, or how long after now it is.
+func ago(t any, now time.Time) string {
+	var v time.Time
+	switch x := t.(type) {
+	case time.Time:
+		v = x
+	case *time.Time:
+		if x == nil {
+			return ""
+		}
+		v = *x
+	default:
+		return ""
+	}
+	d := now.Sub(v)
+	if d < 0 {
+		return "in " + duration(int32(-d.Seconds()))
+	}
+	return duration(int32(d.Seconds())) + " ago"
+}
+
+// duration shows seconds as "1h 02m", "3m 05s" or "12s".
+func duration(v any) string {
+	var s int64
+	switch x := v.(type) {
+	case int32:
+		s = int64(x)
+	case *int32:
+		if x == nil {
+			return "—"
+		}
+		s = int64(*x)
+	case int:
+		s = int64(x)
+	default:
+		return fmt.Sprint(v)
+	}
+	switch {
+	case s >= 86400:
+		return fmt.Sprintf("%dd %02dh", s/86400, s%86400/3600)
+	case s >= 3600:
+		return fmt.Sprintf("%dh %02dm", s/3600, s%3600/60)
+	case s >= 60:
+		return fmt.Sprintf("%dm %02ds", s/60, s%60)
+	}
+	return fmt.Sprintf("%ds", s)
+}
+
+// deref shows a nullable column, or a dash.
+func deref(v any) any {
+	switch x := v.(type) {
+	case *string:
+		if x == nil {
+			return "—"
+		}
+		return *x
+	case *int32:
+		if x == nil {
+			return "—"
+		}
+		return *x
+	case *int64:
+		if x == nil {
+			return "—"
+		}
+		return *x
+	}
+	return v
+}

@@ -159,7 +159,11 @@ func (a *app) connect(ctx context.Context) (*pgxpool.Pool, error) {
 	if err := a.cfg.RequireDatabase(); err != nil {
 		return nil, err
 	}
-	pool, err := database.Connect(ctx, a.cfg.DatabaseURL, database.Options{MaxConns: int32(a.cfg.DBMaxConns)})
+	loc, err := a.cfg.DBLocation()
+	if err != nil {
+		return nil, usageError{err}
+	}
+	pool, err := database.Connect(ctx, a.cfg.DatabaseURL, database.Options{MaxConns: int32(a.cfg.DBMaxConns), TimeZone: loc})
 	if err != nil {
 		return nil, fmt.Errorf("%w: check that PostgreSQL is running and DATABASE_URL is right", err)
 	}

@@ -140,6 +140,12 @@ type Config struct {
 	// ATIS_WORKERS + 10, at most 20.
 	DBMaxConns int `env:"ATIS_DB_MAX_CONNS"`
 
+	// DBTimeZone is the IANA zone in which the database's TIMESTAMP columns
+	// (without time zone) are written: the web app's app.timezone. The
+	// daemon reads and writes them in that zone, and its sessions run in
+	// it. Defaults to UTC.
+	DBTimeZone string `env:"ATIS_DB_TIMEZONE"`
+
 	// FetchCooldown is the shortest wait between two fetches of available
 	// jobs: lower starts jobs sooner under load and costs more queries.
 	// Defaults to 10 ms.
@@ -212,6 +218,7 @@ func (c Config) WithDefaults() Config {
 	c.SoftStopTimeout = cmp.Or(c.SoftStopTimeout, DefaultSoftStopTimeout)
 	c.Workers = cmp.Or(c.Workers, DefaultWorkers)
 	c.DBMaxConns = cmp.Or(c.DBMaxConns, min(c.Workers+10, MaxDefaultDBConns))
+	c.DBTimeZone = cmp.Or(c.DBTimeZone, "UTC")
 	c.FetchCooldown = cmp.Or(c.FetchCooldown, DefaultFetchCooldown)
 	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, DefaultFetchPollInterval)
 	c.RecordFlushInterval = cmp.Or(c.RecordFlushInterval, DefaultRecordFlushInterval)
@@ -230,6 +237,9 @@ func (c Config) Validate() error {
 	}
 	if c.Workers < 1 || c.Workers > 10000 {
 		return fmt.Errorf("ATIS_WORKERS=%d is out of range: it must be between 1 and 10000", c.Workers)
+	}
+	if _, err := c.DBLocation(); err != nil {
+		return err
 	}
 	if c.DBMaxConns < 4 || c.DBMaxConns > 1000 {
 		return fmt.Errorf("ATIS_DB_MAX_CONNS=%d is out of range: it must be between 4 and 1000", c.DBMaxConns)
@@ -256,6 +266,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("ATIS_SOFT_STOP_TIMEOUT=%s must not be negative", c.SoftStopTimeout)
 	}
 	return nil
+}
+
+// DBLocation is ATIS_DB_TIMEZONE as a location.
+func (c Config) DBLocation() (*time.Location, error) {
+	loc, err := time.LoadLocation(cmp.Or(c.DBTimeZone, "UTC"))
+	if err != nil || strings.EqualFold(c.DBTimeZone, "local") {
+		return nil, fmt.Errorf("ATIS_DB_TIMEZONE=%q is not a time zone: use an IANA name such as Asia/Baku or UTC (the web app's app.timezone)", c.DBTimeZone)
+	}
+	return loc, nil
 }
 
 // AppKeys are the keys that decrypt what the web app encrypted: AppKey,

@@ -71,6 +71,7 @@ func TestLoad(t *testing.T) {
 		},
 		{name: "WorkersNotANumber", env: []string{"ATIS_WORKERS=many"}, wantErr: `ATIS_WORKERS="many" is not a valid whole number`},
 		{name: "WorkersNegative", env: []string{"ATIS_WORKERS=-1"}, wantErr: "ATIS_WORKERS=-1 is out of range"},
+		{name: "DBTimeZoneUnknown", env: []string{"ATIS_DB_TIMEZONE=Baku"}, wantErr: `ATIS_DB_TIMEZONE="Baku" is not a time zone: use an IANA name such as Asia/Baku`},
 		{name: "PoolTooSmall", env: []string{"ATIS_DB_MAX_CONNS=2"}, wantErr: "ATIS_DB_MAX_CONNS=2 is out of range"},
 		{name: "CooldownAbovePoll", env: []string{"ATIS_FETCH_COOLDOWN=2s"}, wantErr: "ATIS_FETCH_COOLDOWN=2s must be at least 1ms and at most ATIS_FETCH_POLL_INTERVAL=1s"},
 		{name: "BadLogFormat", env: []string{"ATIS_LOG_FORMAT=xml"}, wantErr: `ATIS_LOG_FORMAT="xml" is not one of text, json`},
@@ -143,6 +144,9 @@ func defaults(c config.Config) config.Config {
 	set(&c.JobTimeout, 30*time.Minute)
 	set(&c.PollInterval, 10*time.Second)
 	set(&c.MisfireGrace, time.Minute)
+	if c.DBTimeZone == "" {
+		c.DBTimeZone = "UTC"
+	}
 	set(&c.FetchCooldown, 10*time.Millisecond)
 	set(&c.FetchPollInterval, time.Second)
 	set(&c.RecordFlushInterval, 50*time.Millisecond)

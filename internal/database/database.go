@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -33,12 +34,19 @@ type Options struct {
 	// MaxConns is the pool size. Defaults to pgxpool's (the larger of 4 and
 	// the number of CPUs).
 	MaxConns int32
+
+	// TimeZone is the zone in which the database's TIMESTAMP (without time
+	// zone) columns are written (ATIS_DB_TIMEZONE). Defaults to UTC.
+	TimeZone *time.Location
 }
 
 // Connect opens a pool on databaseURL and checks that the server answers.
 //
-// Every session runs with TimeZone=UTC: the seed schema stores TIMESTAMP
-// WITHOUT TIME ZONE, and this daemon reads and writes those as UTC wall time.
+// The seed schema stores TIMESTAMP WITHOUT TIME ZONE, written by the web
+// app in its own zone (opts.TimeZone, UTC by default). Every session runs
+// with that TimeZone, so that now() and the columns' DEFAULT NOW() agree
+// with the app, and every timestamp value is read and written as a wall
+// clock in that zone, whatever the location of the time.Time bound.
 // Errors name the host, port and database but never the password.
 func Connect(ctx context.Context, databaseURL string, opts Options) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
@@ -46,7 +54,15 @@ func Connect(ctx context.Context, databaseURL string, opts Options) (*pgxpool.Po
 		// pgx's parse errors may quote the string; ours never does.
 		return nil, errors.New("database: DATABASE_URL is not a valid PostgreSQL connection string (expected postgres://user:password@host:5432/dbname)")
 	}
-	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
+	loc := opts.TimeZone
+	if loc == nil {
+		loc = time.UTC
+	}
+	cfg.ConnConfig.RuntimeParams["timezone"] = loc.String()
+	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		registerWallClock(conn.TypeMap(), loc)
+		return nil
+	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = cmp.Or(opts.ApplicationName, "atis-scheduler")
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = cmp.Or(opts.ConnectTimeout, DefaultConnectTimeout)

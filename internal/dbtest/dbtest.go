@@ -124,9 +124,16 @@ func NewPool(tb testing.TB) *pgxpool.Pool {
 // own, closed when the test ends.
 func Pool(tb testing.TB, databaseURL string) *pgxpool.Pool {
 	tb.Helper()
+	return PoolWith(tb, databaseURL, database.Options{})
+}
+
+// PoolWith is Pool with options (a pool whose database is written in
+// another time zone, say).
+func PoolWith(tb testing.TB, databaseURL string, opts database.Options) *pgxpool.Pool {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pool, err := database.Connect(ctx, databaseURL, database.Options{})
+	pool, err := database.Connect(ctx, databaseURL, opts)
 	if err != nil {
 		tb.Fatalf("dbtest: %v", err)
 	}

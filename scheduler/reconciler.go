@@ -165,16 +165,9 @@ func (r *Reconciler) heartbeatLoop(ctx context.Context) {
 			_ = conn.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	ticker := time.NewTicker(r.cfg.Heartbeat)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		// A beat may take longer than the interval (a reconnect on a busy
-		// machine); the ticker then skips, it never queues beats up.
+	// A beat may take longer than the interval (a reconnect on a busy
+	// machine); the ticker then skips, it never queues beats up.
+	every(ctx, r.cfg.Heartbeat, func() {
 		beatCtx, cancel := context.WithTimeout(ctx, max(r.cfg.Heartbeat, beatTimeout))
 		err := r.beat(beatCtx, &conn)
 		cancel()
@@ -183,6 +176,20 @@ func (r *Reconciler) heartbeatLoop(ctx context.Context) {
 			r.lastBeatErr = time.Now()
 			r.mu.Unlock()
 			r.logger.WarnContext(ctx, "heartbeat failed", slog.String("error", err.Error()))
+		}
+	})
+}
+
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	ticker := time.NewTicker(d)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			fn()
 		}
 	}
 }
@@ -203,7 +210,7 @@ func (r *Reconciler) beat(ctx context.Context, conn **pgx.Conn) error {
 	}
 	if tag.RowsAffected() == 0 {
 		r.logger.ErrorContext(ctx, "this process was declared dead by another replica while alive; registering again "+
-			"(its running jobs may have been handed back to the queue: check heartbeats, clocks and ATIS_DEAD_AFTER)",
+			"(its running jobs may have been handed back to the queue: was the database unreachable from here for a minute?)",
 			slog.String("instance_id", r.cfg.InstanceID))
 		return r.register(ctx, *conn)
 	}
@@ -211,18 +218,11 @@ func (r *Reconciler) beat(ctx context.Context, conn **pgx.Conn) error {
 }
 
 func (r *Reconciler) reconcileLoop(ctx context.Context) {
-	ticker := time.NewTicker(r.cfg.Interval)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	every(ctx, r.cfg.Interval, func() {
 		if _, err := r.pass(ctx); err != nil && ctx.Err() == nil {
 			r.logger.ErrorContext(ctx, "reconciliation failed", slog.String("error", err.Error()))
 		}
-	}
+	})
 }
 
 // pass is one Reconcile bounded by PassTimeout.

@@ -1,0 +1,222 @@
+// Package pull is what the pull providers (scim, ics, csv) share: the
+// credentials, which go only to the integration's origin and to those it
+// allows, retries with backoff, and errors that name the page and never a
+// secret. It is the http_json provider's request path, kept in one place.
+package pull
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/atis-edu/atis-scheduler/integrations"
+	"github.com/atis-edu/atis-scheduler/internal/origin"
+	"github.com/atis-edu/atis-scheduler/workers"
+)
+
+// DefaultMaxRetries is how often a failed request is retried (connection
+// errors, 429 and 5xx) unless the config says otherwise.
+const DefaultMaxRetries = 4
+
+const maxRetryAfter = 5 * time.Minute
+
+// Credentials is an integration's credentials column: bearer, basic or none.
+type Credentials struct {
+	Type     string `json:"type"`
+	Token    string `json:"token"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// ParseCredentials reads the credentials column. Its errors never quote a
+// value: they name provider and the missing key.
+func ParseCredentials(provider string, raw json.RawMessage) (Credentials, error) {
+	var c Credentials
+	if len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return c, fmt.Errorf("%s credentials: not a JSON object of the expected shape", provider)
+		}
+	}
+	switch c.Type {
+	case "", "none":
+	case "bearer":
+		if c.Token == "" {
+			return c, fmt.Errorf(`%s credentials: bearer needs "token"`, provider)
+		}
+	case "basic":
+		if c.Username == "" {
+			return c, fmt.Errorf(`%s credentials: basic needs "username" and "password"`, provider)
+		}
+	default:
+		return c, fmt.Errorf("%s credentials: type %q is not one of bearer, basic, none", provider, c.Type)
+	}
+	return c, nil
+}
+
+func (c Credentials) apply(h http.Header) {
+	switch c.Type {
+	case "bearer":
+		h.Set("Authorization", "Bearer "+c.Token)
+	case "basic":
+		req := http.Request{Header: h}
+		req.SetBasicAuth(c.Username, c.Password)
+	}
+}
+
+// ParseURL checks that raw, the config's key, is an absolute http(s) URL.
+func ParseURL(provider, key, raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	switch {
+	case raw == "":
+		return nil, fmt.Errorf("%s config: %q is required", provider, key)
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return nil, fmt.Errorf("%s config: %q %q is not an absolute http(s) URL", provider, key, workers.RedactURL(raw))
+	case u.User != nil:
+		return nil, fmt.Errorf("%s config: %q has a user or password: put them in credentials", provider, key)
+	}
+	return u, nil
+}
+
+// ParseOrigins reads allowed_origins as origin.Parse writes them.
+func ParseOrigins(provider string, list []string) ([]string, error) {
+	out := make([]string, len(list))
+	for i, o := range list {
+		var err error
+		if out[i], err = origin.Parse(o); err != nil {
+			return nil, fmt.Errorf(`%s config: "allowed_origins" entry %d (%q) is not an origin like "https://cdn.example.org": %w`,
+				provider, i+1, workers.RedactURL(o), err)
+		}
+	}
+	return out, nil
+}
+
+// Options configure a Client.
+type Options struct {
+	// Base is the integration's URL: its origin may receive the
+	// credentials.
+	Base *url.URL
+	// AllowedOrigins (as ParseOrigins returns them) may receive them too.
+	AllowedOrigins []string
+	Credentials    Credentials
+	// Accept is the Accept header.
+	Accept string
+	// Timeout bounds each attempt, body included, from when it has its
+	// turn under the rate limit.
+	Timeout    time.Duration
+	MaxRetries int
+}
+
+// Client makes a provider's requests.
+type Client struct {
+	opts    Options
+	origin  string
+	retry   *retryablehttp.Client
+	trusted []string
+}
+
+// NewClient wraps the engine's client (its transport counts requests and
+// honours the rate limit). Requests must be made under the context it
+// returns, which carries the timeout.
+func NewClient(ctx context.Context, engine *http.Client, o Options) (*Client, context.Context) {
+	c := &Client{opts: o, origin: origin.Of(o.Base)}
+	c.trusted = append([]string{c.origin}, o.AllowedOrigins...)
+	perAttempt := *engine
+	perAttempt.CheckRedirect = origin.CheckRedirect(c.trusted, "Authorization")
+	rc := retryablehttp.NewClient()
+	rc.HTTPClient = &perAttempt
+	rc.Logger = nil
+	rc.RetryMax = o.MaxRetries
+	rc.RetryWaitMin, rc.RetryWaitMax = 200*time.Millisecond, 10*time.Second
+	rc.Backoff = backoff
+	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	rc.CheckRetry = checkRetry
+	c.retry = rc
+	return c, integrations.WithRequestTimeout(ctx, o.Timeout)
+}
+
+// Get requests target (page n of the sync) and returns the response of a
+// 2xx answer; the caller closes its body. A 401 or 403 is an
+// *integrations.AuthError. A target on an origin that may not receive the
+// credentials is refused before any request goes there.
+func (c *Client) Get(ctx context.Context, target string, page int) (*http.Response, error) {
+	shown := workers.RedactURL(target)
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("page %d: %s is not a URL", page, shown)
+	}
+	if o := origin.Of(u); !slices.Contains(c.trusted, o) {
+		return nil, fmt.Errorf("%w: page %d: %s is on %s, not on the integration's origin %s; add it to config.allowed_origins to allow it",
+			integrations.ErrPermanent, page, shown, o, c.origin)
+	}
+	r, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, fmt.Errorf("page %d: %s: %w", page, shown, err)
+	}
+	r.Header.Set("Accept", c.opts.Accept)
+	r.Header.Set("User-Agent", "atis-scheduler")
+	c.opts.Credentials.apply(r.Header)
+	resp, err := c.retry.Do(r)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("page %d: %s: %s", page, shown, Describe(err, c.opts.Timeout, target))
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		resp.Body.Close()
+		return nil, &integrations.AuthError{Status: resp.StatusCode, Page: page}
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		resp.Body.Close()
+		return nil, fmt.Errorf("page %d: %s answered %d %s", page, shown, resp.StatusCode, http.StatusText(resp.StatusCode))
+	}
+	return resp, nil
+}
+
+// Describe names a request or body-read failure without the raw URL (it
+// may carry a key).
+func Describe(err error, timeout time.Duration, target string) string {
+	var uerr *url.Error
+	switch {
+	case errors.As(err, &uerr) && uerr.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("no answer within %s (timeout_seconds)", timeout)
+	case strings.Contains(err.Error(), "stopped after") && strings.Contains(err.Error(), "redirects"):
+		return "too many redirects (a redirect loop?)"
+	default:
+		return workers.RedactError(err, target)
+	}
+}
+
+// checkRetry is retryablehttp's default policy, except that a wait for the
+// rate limit that would pass the run's deadline is final.
+func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if _, late := errors.AsType[*integrations.RateLimitWaitError](err); late {
+		return false, nil
+	}
+	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+}
+
+// backoff waits as a 429 or 503's Retry-After asks (up to 5 minutes),
+// else exponentially.
+func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if s := resp.Header.Get("Retry-After"); s != "" {
+			if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
+				return min(time.Duration(secs)*time.Second, maxRetryAfter)
+			}
+			if at, err := http.ParseTime(s); err == nil {
+				return min(max(time.Until(at), 0), maxRetryAfter)
+			}
+		}
+	}
+	return retryablehttp.DefaultBackoff(minWait, maxWait, attempt, resp)
+}

@@ -1,0 +1,71 @@
+package bench_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/robfig/cron/v3"
+	"github.com/stretchr/testify/require"
+
+	"github.com/atis-edu/atis-scheduler/internal/config"
+	"github.com/atis-edu/atis-scheduler/internal/database"
+	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/workers"
+)
+
+// defaults are the daemon's settings when nothing is set: both sides of
+// every comparison run with them.
+var defaults = config.Config{}.WithDefaults()
+
+// cronParser reads the six-field cron expressions (with seconds) that the
+// benchmarks give both sides.
+var cronParser = cron.NewParser(cron.Second | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
+
+// peer is a River client in this process running River's own periodic jobs
+// (noop, one per cron expression) with the daemon's default worker count,
+// fetch cooldown, fetch poll interval and pool size.
+type peer struct {
+	client *river.Client[pgx.Tx]
+	url    string
+}
+
+// startPeer starts the peer on a fresh database; it is stopped when the
+// benchmark ends.
+func startPeer(b *testing.B, exprs []string) *peer {
+	b.Helper()
+	url := dbtest.NewURL(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pool, err := database.Connect(ctx, url, database.Options{MaxConns: int32(defaults.DBMaxConns)})
+	require.NoError(b, err)
+	b.Cleanup(pool.Close)
+	periodic := make([]*river.PeriodicJob, len(exprs))
+	for i, expr := range exprs {
+		sched, err := cronParser.Parse("CRON_TZ=UTC " + expr)
+		require.NoError(b, err, expr)
+		periodic[i] = river.NewPeriodicJob(sched, func() (river.JobArgs, *river.InsertOpts) { return workers.NoopArgs{}, nil }, nil)
+	}
+	riverWorkers := river.NewWorkers()
+	require.NoError(b, workers.NoopClass{}.AddWorker(riverWorkers))
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		FetchCooldown:     defaults.FetchCooldown,
+		FetchPollInterval: defaults.FetchPollInterval,
+		JobTimeout:        defaults.JobTimeout,
+		Logger:            dbtest.Logger(),
+		PeriodicJobs:      periodic,
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: defaults.Workers}},
+		Workers:           riverWorkers,
+	})
+	require.NoError(b, err)
+	require.NoError(b, client.Start(context.Background()))
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = client.Stop(ctx)
+	})
+	return &peer{client: client, url: url}
+}

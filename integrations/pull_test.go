@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/integrations"
+	"github.com/atis-edu/atis-scheduler/integrations/csv"
+	"github.com/atis-edu/atis-scheduler/integrations/ics"
 	"github.com/atis-edu/atis-scheduler/integrations/scim"
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 )
@@ -17,7 +19,8 @@ func setupPull(t testing.TB, importDir string) *bundle {
 	t.Helper()
 	b := setup(t)
 	b.engine.Providers["scim"] = scim.Provider{}
-	_ = importDir
+	b.engine.Providers["ics"] = ics.Provider{}
+	b.engine.Providers["csv"] = csv.Provider{ImportDir: importDir}
 	return b
 }
 

@@ -50,7 +50,10 @@ func (d *Dashboard) attempts(ctx context.Context, f runFilter, limit int) ([]att
 	var conds []string
 	var args []any
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
-	if f.ScheduleIDs != nil {
+	switch {
+	case len(f.ScheduleIDs) == 1: // the index on (scheduled_job_id, id) gives the order
+		conds = append(conds, "l.scheduled_job_id = "+arg(f.ScheduleIDs[0]))
+	case f.ScheduleIDs != nil:
 		conds = append(conds, "l.scheduled_job_id = ANY("+arg(f.ScheduleIDs)+")")
 	}
 	if f.Class != "" {

@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X $(PKG)/internal/cli.Version=$(VERSION)
 # that atis-devdb starts for the whole run and stops after it.
 WITH_TEST_DB = $(if $(TEST_DATABASE_URL),,$(BIN)/atis-devdb -env TEST_DATABASE_URL -database postgres --)
 
-.PHONY: help build run test test/race test-chaos test-soak fuzz lint bench clean
+.PHONY: help build run test test/race test-chaos test-soak fuzz lint bench screenshot clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -52,6 +52,10 @@ lint: ## go vet and gofmt
 bench: build ## Run the benchmarks (on a durable cluster); each prints its figures and the ratio to its baseline
 	$(if $(TEST_DATABASE_URL),,$(BIN)/atis-devdb -durable -env TEST_DATABASE_URL -database postgres --) \
 		$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+
+screenshot: build ## Regenerate docs/dashboard.png (README's picture of the dashboard) with the browser test
+	$(WITH_TEST_DB) env ATIS_DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png \
+		$(GO) test -count=1 -run '^TestBrowser$$' -v ./internal/dashboard/
 
 clean: ## Remove bin/ (the .local/ database stays; delete it by hand)
 	rm -rf $(BIN)

@@ -194,10 +194,16 @@ func TestBrowser(t *testing.T) {
 	// Screenshots, signed in so the action buttons show.
 	run(chromedp.Navigate(b.srv.URL+"/schedules"), chromedp.WaitVisible(chromedp.CSS("#schedules")))
 	shot("schedules.png")
+	out := os.Getenv(EnvScreenshot)
+	if out != "" { // README's picture: the planted hostile text would only puzzle a reader there
+		_, err := b.pool.Exec(context.Background(), `UPDATE scheduled_jobs SET last_run_message = 'http_request: GET https://lms.example.az/health answered 503'
+			WHERE id = $1`, b.ids.failing)
+		require.NoError(t, err)
+	}
 	run(chromedp.Navigate(b.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("svg.chart")))
 	png := shot("overview.png")
 	require.Empty(t, errs.take(), "console errors")
-	if out := os.Getenv(EnvScreenshot); out != "" {
+	if out != "" {
 		require.NoError(t, os.WriteFile(out, png, 0o644))
 		t.Logf("wrote %s", out)
 	}

@@ -113,6 +113,10 @@ func seed(t testing.TB, pool *pgxpool.Pool, h *schedtest.Harness) seeded {
 	q(`INSERT INTO job_logs (job_id, river_job_id, job_class, attempt, status, start_time, scheduled_job_id)
 		VALUES ('900002', 900002, 'http_request', 1, 'processing', now() AT TIME ZONE 'UTC' - interval '20 minutes', $1)`, s.failing)
 
+	q(`INSERT INTO scheduler_instances (id, hostname, pid, version, started_at, heartbeat_at)
+		VALUES ('app1_4242_00aa11bb22cc', 'app1', 4242, 'v1.4.0', now() AT TIME ZONE 'UTC' - interval '26 hours', now() AT TIME ZONE 'UTC' - interval '4 seconds'),
+		       ('app2_977_00dd33ee44ff', 'app2', 977, 'v1.4.0', now() AT TIME ZONE 'UTC' - interval '3 hours', now() AT TIME ZONE 'UTC' - interval '9 minutes')`)
+
 	var integ int64
 	row(&integ, `INSERT INTO integrations (name, integration_type, provider, sync_frequency, config, credentials, last_sync_at)
 		VALUES ('Moodle students', 'lms', 'http_json', 'hourly', $1, $2, now() - interval '2 hours') RETURNING id`,

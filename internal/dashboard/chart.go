@@ -43,12 +43,12 @@ type seg struct {
 // chartOrder is the stacking order, bottom up.
 var chartOrder = []string{"completed", "failed", "cancelled", "other"}
 
-func newChart(from time.Time, counts map[time.Time]map[string]int64) chart {
+func newChart(from time.Time, counts map[int64]map[string]int64) chart {
 	c := chart{Width: chartBars * (chartBarW + chartGap), Height: chartHeight + chartTop + 16, Totals: map[string]int64{}}
 	perHour := make([]map[string]int64, chartBars)
 	for i := range chartBars {
 		h := map[string]int64{}
-		for status, n := range counts[from.Add(time.Duration(i)*time.Hour)] {
+		for status, n := range counts[from.Add(time.Duration(i)*time.Hour).Unix()] {
 			switch status {
 			case "completed", "failed", "cancelled":
 				h[status] += n

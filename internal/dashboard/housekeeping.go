@@ -42,7 +42,7 @@ func (d *Dashboard) licenses(w http.ResponseWriter, r *http.Request) {
 	now := d.cfg.Now().UTC()
 	rows, err := d.cfg.Pool.Query(r.Context(), `SELECT l.id, l.module_code, l.institution_id, l.license_type, l.status, l.expires_at,
 			l.issued_to, right(l.license_key, 4),
-			coalesce((SELECT json_agg(json_build_object('days', w.threshold_days, 'at', w.created_at AT TIME ZONE 'UTC') ORDER BY w.threshold_days DESC)
+			coalesce((SELECT json_agg(json_build_object('days', w.threshold_days, 'at', w.created_at AT TIME ZONE current_setting('TimeZone')) ORDER BY w.threshold_days DESC)
 				FROM license_expiry_warnings w WHERE w.license_id = l.id AND w.expires_at = l.expires_at), '[]')
 		FROM licenses l WHERE l.expires_at >= $1 AND l.expires_at < $2 ORDER BY l.expires_at, l.id LIMIT 1000`,
 		now.Add(-licenseWindow), now.Add(licenseWindow))

@@ -137,15 +137,18 @@ func (d *Dashboard) lastDay(ctx context.Context, now time.Time) (chart, error) {
 	if err != nil {
 		return chart{}, fmt.Errorf("count last day's runs: %w", err)
 	}
-	counts := map[time.Time]map[string]int64{}
+	// Keyed by instant: the pool may read TIMESTAMP columns in the web
+	// app's zone (ATIS_DB_TIMEZONE), and time.Time keys compare zones too.
+	counts := map[int64]map[string]int64{}
 	var hour time.Time
 	var status string
 	var n int64
 	_, err = pgx.ForEachRow(rows, []any{&hour, &status, &n}, func() error {
-		if counts[hour] == nil {
-			counts[hour] = map[string]int64{}
+		k := hour.UTC().Truncate(time.Hour).Unix()
+		if counts[k] == nil {
+			counts[k] = map[string]int64{}
 		}
-		counts[hour][status] += n
+		counts[k][status] += n
 		return nil
 	})
 	if err != nil {

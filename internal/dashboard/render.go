@@ -67,6 +67,7 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 var funcs = template.FuncMap{
 	"ts":     formatTime,
+	"tsz":    formatLocal,
 	"ago":    ago,
 	"dur":    duration,
 	"deref":  deref,
@@ -93,17 +94,14 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// formatTime shows an instant in UTC (or, for a fire time, its own zone).
+// formatTime shows an instant in UTC.
 func formatTime(v any) string {
 	switch t := v.(type) {
 	case time.Time:
 		if t.IsZero() {
 			return "—"
 		}
-		if t.Location() == time.UTC {
-			return t.Format("2006-01-02 15:04:05") + " UTC"
-		}
-		return t.Format("2006-01-02 15:04:05 MST")
+		return t.UTC().Format("2006-01-02 15:04:05") + " UTC"
 	case *time.Time:
 		if t == nil {
 			return "—"
@@ -112,6 +110,9 @@ func formatTime(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// formatLocal shows a time in its own zone (a schedule's fire times).
+func formatLocal(t time.Time) string { return t.Format("2006-01-02 15:04:05 MST") }
 
 // ago says how long before now t was, or how long after now it is.
 func ago(t any, now time.Time) string {

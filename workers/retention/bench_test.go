@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/atis-edu/atis-scheduler/internal/benchtable"
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/atis-edu/atis-scheduler/workers/retention"
 )
@@ -24,7 +25,8 @@ const benchRows = 2_000_000
 // is compared idle and during each purge.
 //
 // Targets (issue 6): ≥ 50 % of the single DELETE's rate, batch p99 ≤ 100 ms,
-// writer p99 during the purge ≤ 2× idle.
+// writer p99 during the purge ≤ 2× idle. Under `make bench` its rows also go
+// to ATIS_BENCH_TABLE, for internal/bench's table (issue 10).
 //
 //	make bench   (or: go test ./workers/retention -run '^$' -bench Purge -benchtime 1x)
 func BenchmarkPurge(b *testing.B) {
@@ -63,6 +65,17 @@ func BenchmarkPurge(b *testing.B) {
 			b.ReportMetric(ours, layout+"_rows/s")
 			b.ReportMetric(ours/single, layout+"_ratio")
 			b.ReportMetric(tr.BatchP99Ms, layout+"_batch_p99_ms")
+			ratio := ours / single
+			writerX := float64(during) / float64(idle)
+			require.NoError(b, benchtable.Append(benchtable.Row{
+				Scenario: fmt.Sprintf("retention (%s): %d of 2M activity_logs rows", layout, tr.Deleted),
+				Ours: fmt.Sprintf("%.0f rows/s; batch p99 %.1f ms; writer p99 %.2f ms (idle %.2f ms, %.2fx)",
+					ours, tr.BatchP99Ms, ms(during), ms(idle), writerX),
+				Baseline: fmt.Sprintf("one DELETE: %.0f rows/s; writer p99 %.2f ms", single, ms(duringSingle)),
+				Ratio:    fmt.Sprintf("%.2f", ratio),
+				Target:   "≥ 0.50; batch p99 ≤ 100 ms; writer p99 ≤ 2× idle",
+				Met:      benchtable.MetString(ratio >= 0.5 && tr.BatchP99Ms <= 100 && writerX <= 2),
+			}))
 			fmt.Printf("retention %s: %d rows in %d batches, %.0f rows/s vs one DELETE %.0f rows/s (ratio %.2f); "+
 				"batch p50 %.1f ms, p99 %.1f ms; writer p99 idle %.2f ms, during purge %.2f ms (%.2fx), during one DELETE %.2f ms (%.2fx)\n",
 				layout, tr.Deleted, tr.Batches, ours, single, ours/single, tr.BatchP50Ms, tr.BatchP99Ms,

@@ -201,6 +201,8 @@ func TestChaosHostileProviders(t *testing.T) {
 				SELECT 1 FROM integration_sync_logs l WHERE l.integration_id = i.id)`)+
 			dbtest.Scalar[int](t, pool, `SELECT count(*) FROM integration_sync_logs WHERE status = 'running'`) == 0
 	})
+	// Watch the heartbeat for 5 seconds at least, however fast the syncs fail.
+	poll(time.Until(begin.Add(5*time.Second)), 200*time.Millisecond, sample)
 	end := time.Now().UTC()
 	sample()
 	require.True(t, d.alive(), "the daemon exited:\n%s", tail(d.output.String(), 20))

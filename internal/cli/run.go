@@ -10,7 +10,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/atis-edu/atis-scheduler/integrations"
+	"github.com/atis-edu/atis-scheduler/integrations/csv"
 	"github.com/atis-edu/atis-scheduler/integrations/httpjson"
+	"github.com/atis-edu/atis-scheduler/integrations/ics"
+	"github.com/atis-edu/atis-scheduler/integrations/scim"
 	"github.com/atis-edu/atis-scheduler/internal/config"
 	"github.com/atis-edu/atis-scheduler/internal/daemon"
 	"github.com/atis-edu/atis-scheduler/internal/metrics"
@@ -25,7 +28,12 @@ import (
 func newRegistry(cfg config.Config, pool *pgxpool.Pool, m *metrics.Metrics, logger *slog.Logger) (*workers.Registry, error) {
 	keys := cfg.AppKeys()
 	purge := retention.Class{AppKeys: keys, ArchiveDir: cfg.ArchiveDir, Logger: logger, Pool: pool}
-	engine := &integrations.Engine{Logger: logger, Pool: pool, Providers: integrations.Providers{"http_json": httpjson.Provider{}}}
+	engine := &integrations.Engine{Logger: logger, Pool: pool, Providers: integrations.Providers{
+		"http_json": httpjson.Provider{},
+		"scim":      scim.Provider{},
+		"ics":       ics.Provider{},
+		"csv":       csv.Provider{ImportDir: cfg.ImportDir},
+	}}
 	if m != nil {
 		purge.Observer = m
 		engine.Observer = m

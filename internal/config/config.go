@@ -73,6 +73,11 @@ type Config struct {
 	// otherwise. Defaults to none: no archive.
 	ArchiveDir string `env:"ATIS_ARCHIVE_DIR"`
 
+	// ImportDir is the only directory whose files a csv integration's
+	// config.file may name (a path inside it; no "..", no symbolic link
+	// out). Defaults to none: no integration reads a file.
+	ImportDir string `env:"ATIS_IMPORT_DIR"`
+
 	// CredentialsDirectory is systemd's $CREDENTIALS_DIRECTORY; its
 	// credential "database-url" (LoadCredential=) is used when neither
 	// DATABASE_URL nor DATABASE_URL_FILE is set.
@@ -249,6 +254,9 @@ func (c Config) Validate() error {
 	}
 	if c.ArchiveDir != "" && !filepath.IsAbs(c.ArchiveDir) {
 		return fmt.Errorf("ATIS_ARCHIVE_DIR=%q must be an absolute path", c.ArchiveDir)
+	}
+	if c.ImportDir != "" && !filepath.IsAbs(c.ImportDir) {
+		return fmt.Errorf("ATIS_IMPORT_DIR=%q must be an absolute path", c.ImportDir)
 	}
 	if c.FailureAlertThreshold < 1 {
 		return fmt.Errorf("ATIS_FAILURE_ALERT_THRESHOLD=%d must be at least 1", c.FailureAlertThreshold)

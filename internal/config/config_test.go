@@ -74,6 +74,8 @@ func TestLoad(t *testing.T) {
 		{name: "DBTimeZoneUnknown", env: []string{"ATIS_DB_TIMEZONE=Baku"}, wantErr: `ATIS_DB_TIMEZONE="Baku" is not a time zone: use an IANA name such as Asia/Baku`},
 		{name: "PoolTooSmall", env: []string{"ATIS_DB_MAX_CONNS=2"}, wantErr: "ATIS_DB_MAX_CONNS=2 is out of range"},
 		{name: "CooldownAbovePoll", env: []string{"ATIS_FETCH_COOLDOWN=2s"}, wantErr: "ATIS_FETCH_COOLDOWN=2s must be at least 1ms and at most ATIS_FETCH_POLL_INTERVAL=1s"},
+		{name: "ImportDir", env: []string{"ATIS_IMPORT_DIR=/srv/atis/import"}, want: defaults(config.Config{ImportDir: "/srv/atis/import"})},
+		{name: "RelativeImportDir", env: []string{"ATIS_IMPORT_DIR=import"}, wantErr: `ATIS_IMPORT_DIR="import" must be an absolute path`},
 		{name: "BadLogFormat", env: []string{"ATIS_LOG_FORMAT=xml"}, wantErr: `ATIS_LOG_FORMAT="xml" is not one of text, json`},
 		{name: "BadLogLevel", env: []string{"ATIS_LOG_LEVEL=loud"}, wantErr: `ATIS_LOG_LEVEL="loud" is not a valid log level`},
 		{name: "BadHTTPAddr", env: []string{"ATIS_HTTP_ADDR=9464"}, wantErr: `ATIS_HTTP_ADDR="9464" is not a host:port`},

@@ -1,0 +1,71 @@
+package csv_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/atis-edu/atis-scheduler/integrations"
+	"github.com/atis-edu/atis-scheduler/integrations/csv"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestMemoryStaysFlat streams a generated CSV (100 MB; ATIS_CSV_MEMORY_MB
+// sets another size, e.g. 1024) from a handler that writes rows as it goes,
+// and checks that the heap never grows by more than 64 MiB while every row
+// is read, however large the file.
+func TestMemoryStaysFlat(t *testing.T) {
+	t.Parallel()
+
+	size := 100
+	if s := os.Getenv("ATIS_CSV_MEMORY_MB"); s != "" {
+		var err error
+		size, err = strconv.Atoi(s)
+		require.NoError(t, err)
+	}
+	const row = "%08d,Student number %08d with a reasonably long name,10-A,2026-09-01,some.address@school.example.az,+994500000000\n"
+	rowLen := len(fmt.Sprintf(row, 0, 0))
+	rows := size << 20 / rowLen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		bw := bufio.NewWriterSize(w, 64<<10)
+		_, _ = bw.WriteString("id,name,grade,enrolled,email,phone\n")
+		for i := range rows {
+			_, _ = fmt.Fprintf(bw, row, i, i)
+		}
+		_ = bw.Flush()
+	}))
+	t.Cleanup(srv.Close)
+
+	cfg, _ := json.Marshal(map[string]any{"url": srv.URL, "id_column": "id"})
+	runtime.GC()
+	var before, now runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var seen int
+	var peak uint64
+	start := time.Now()
+	err := csv.Provider{}.Fetch(context.Background(), integrations.FetchRequest{Config: cfg, Client: &http.Client{}}, func(p integrations.Page) error {
+		seen += len(p.Records)
+		if p.Number%20 == 0 {
+			runtime.ReadMemStats(&now)
+			peak = max(peak, now.HeapAlloc)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, rows, seen)
+	growth := int64(peak) - int64(before.HeapAlloc)
+	t.Logf("%d MiB, %d rows in %s: heap grew by at most %.1f MiB", size, rows, time.Since(start).Round(time.Millisecond), float64(growth)/(1<<20))
+	require.Less(t, growth, int64(64<<20))
+}

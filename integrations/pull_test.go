@@ -72,3 +72,25 @@ func requireFailed(t *testing.T, b *bundle, id int64, err error, want string) {
 	require.Contains(t, *l.Error, want)
 	require.Zero(t, b.count(t, "SELECT count(*) FROM integration_records WHERE integration_id = $1", id), "nothing half-applied")
 }
+
+// TestEveryPullTypeHasAProvider: the seven pull types of the seed's
+// integration_type each sync with the provider the README gives them.
+func TestEveryPullTypeHasAProvider(t *testing.T) {
+	t.Parallel()
+
+	b := setupPull(t, "")
+	for _, typ := range []string{"api", "payment", "lms", "storage"} {
+		id := b.pullIntegration(t, "http_json", typ, conf(newAPI(t, 3), "/none", map[string]any{"type": "none"}), "")
+		_, err := b.sync(t, id)
+		require.NoError(t, err, typ)
+		require.Equal(t, 3, b.live(t, id), typ)
+	}
+	for provider, types := range map[string][]string{"scim": {"sso"}, "ics": {"calendar"}, "csv": {"data_import"}} {
+		supported, _ := b.engine.Providers[provider].Supports(types[0], nil)
+		require.True(t, supported, provider)
+		for _, other := range []string{"api", "notification", "email"} {
+			supported, _ := b.engine.Providers[provider].Supports(other, nil)
+			require.False(t, supported, provider+" "+other)
+		}
+	}
+}

@@ -86,7 +86,7 @@ type credentials struct {
 type Provider struct{}
 
 // supportedTypes are the integration types whose data is records to pull.
-var supportedTypes = []string{"api", "lms", "data_import", "calendar", "storage"}
+var supportedTypes = []string{"api", "payment", "lms", "data_import", "calendar", "storage"}
 
 // Supports implements integrations.Provider.
 func (Provider) Supports(integrationType string, raw json.RawMessage) (bool, bool) {

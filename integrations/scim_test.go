@@ -1,6 +1,7 @@
 package integrations_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/atis-edu/atis-scheduler/integrations"
 )
 
 // scimServer is a SCIM 2.0 service provider with n users and 2 groups.
@@ -189,6 +192,8 @@ func TestSCIM(t *testing.T) {
 		res, err := b.sync(t, id)
 		require.NoError(t, err)
 		require.Equal(t, "full", res.SyncType)
+		_, err = b.engine.Sync(context.Background(), integrations.SyncParams{IntegrationID: id, SyncType: "incremental"}, nil)
+		require.ErrorContains(t, err, "provider scim cannot with this config (http_json needs updated_since_param, scim filter_last_modified")
 	})
 
 	t.Run("ResourceWithoutID", func(t *testing.T) {

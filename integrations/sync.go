@@ -185,7 +185,8 @@ func (e *Engine) plan(ctx context.Context, in integration, asked string) (Provid
 	case syncType == "":
 		syncType = SyncFull
 	case syncType == SyncIncremental && !incremental:
-		return nil, syncType, time.Time{}, fmt.Errorf("integration %d cannot sync incrementally: its config has no updated_since_param", in.ID)
+		return nil, syncType, time.Time{}, fmt.Errorf("integration %d cannot sync incrementally: provider %s cannot with this config "+
+			"(http_json needs updated_since_param, scim filter_last_modified; ics and csv are always full)", in.ID, in.Provider)
 	case syncType == SyncIncremental && since == nil:
 		syncType = SyncFull // nothing to be incremental from
 	}

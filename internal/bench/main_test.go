@@ -3,6 +3,7 @@ package bench_test
 import (
 	"cmp"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,6 +40,10 @@ func TestMain(m *testing.M) {
 			os.Exit(2)
 		}
 		scale = v
+	}
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		os.Exit(m.Run()) // no benchmark asked for (make test): nothing to build
 	}
 	dir, err := os.MkdirTemp("", "atis-bench-")
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -176,7 +177,7 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s := d.session(r)
 	if s == nil && !d.loopback && !isPublic(r) {
-		http.Redirect(w, r, "/login?next="+urlQueryEscape(localPath(r.URL.RequestURI())), http.StatusSeeOther)
+		http.Redirect(w, r, "/login?next="+url.QueryEscape(localPath(r.URL.RequestURI())), http.StatusSeeOther)
 		return
 	}
 	if s != nil {

@@ -66,33 +66,18 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 var funcs = template.FuncMap{
-	"ts":     formatTime,
-	"tsz":    formatLocal,
-	"ago":    ago,
-	"dur":    duration,
-	"deref":  deref,
-	"upper":  strings.ToUpper,
-	"add":    func(a, b int) int { return a + b },
-	"alive":  func(t time.Time, now time.Time) bool { return now.Sub(t) < aliveAfter },
-	"since":  func(t time.Time, now time.Time) string { return duration(int32(now.Sub(t).Seconds())) },
-	"dec":    func(t time.Time) string { return t.Format("2006-01-02T15:04:05.999999") },
-	"eqs":    func(a *string, b string) bool { return a != nil && *a == b },
-	"has":    func(list []string, s string) bool { return containsString(list, s) },
-	"pair":   func(v, x any) pair { return pair{V: v, X: x} },
-	"plural": func(n int, one, many string) string { return map[bool]string{true: one, false: many}[n == 1] },
+	"ts":    formatTime,
+	"tsz":   formatLocal,
+	"ago":   ago,
+	"dur":   duration,
+	"deref": deref,
+	"alive": func(t time.Time, now time.Time) bool { return now.Sub(t) < aliveAfter },
+	"since": func(t time.Time, now time.Time) string { return duration(int32(now.Sub(t).Seconds())) },
+	"pair":  func(v, x any) pair { return pair{V: v, X: x} },
 }
 
 // pair hands a partial template two values: V (usually the view) and X.
 type pair struct{ V, X any }
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
 
 // formatTime shows an instant in UTC.
 func formatTime(v any) string {

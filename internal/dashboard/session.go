@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"unicode/utf8"
 )
@@ -180,8 +179,6 @@ func localPath(p string) string {
 	}
 	return p
 }
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 // flash leaves a message for the next page this browser loads. A cookie,
 // not a query parameter: no link from elsewhere can plant one.

@@ -25,7 +25,7 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultBatchSize    = 100
+	DefaultBatchSize    = 1000
 	DefaultMisfireGrace = time.Minute
 	DefaultPollInterval = 10 * time.Second
 	DefaultRunAllCap    = 100
@@ -38,7 +38,8 @@ const NotifyChannel = "atis_scheduler"
 
 // Config tunes the Scheduler. The zero value gives the defaults.
 type Config struct {
-	// BatchSize is the most due rows enqueued in one transaction. Defaults to 100.
+	// BatchSize is the most due rows enqueued in one transaction (a few
+	// set-based statements per batch). Defaults to 1000.
 	BatchSize int
 
 	// MisfireGrace is how late a tick may be enqueued and still count as on

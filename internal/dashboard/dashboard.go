@@ -37,6 +37,11 @@ import (
 // DefaultSessionTTL is how long a session lasts after signing in.
 const DefaultSessionTTL = 12 * time.Hour
 
+// requestTimeout bounds one request's queries: a page the database cannot
+// answer in time fails rather than holding a connection of the daemon's
+// pool.
+const requestTimeout = 10 * time.Second
+
 // Runner is what the dashboard needs of the daemon's scheduler.
 type Runner interface {
 	// RunNow enqueues a run of the schedule now; it returns the run's id.
@@ -180,10 +185,12 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/login?next="+url.QueryEscape(localPath(r.URL.RequestURI())), http.StatusSeeOther)
 		return
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
 	if s != nil {
-		r = r.WithContext(context.WithValue(r.Context(), sessionKey{}, s))
+		ctx = context.WithValue(ctx, sessionKey{}, s)
 	}
-	d.mux.ServeHTTP(w, r)
+	d.mux.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // isPublic: the sign-in page and the style sheet are served to anyone.

@@ -100,6 +100,7 @@ override them.`,
 	pf.StringVar(&a.flags.logLevel, "log-level", "", "debug, info, warn or error (overrides ATIS_LOG_LEVEL)")
 	root.AddCommand(
 		newRunCommand(a).command(),
+		newDeliveriesCommand(a).command(),
 		newHealthcheckCommand(a).command(),
 		newJobsCommand(a).command(),
 		newMigrateCommand(a).command(),

@@ -11,9 +11,12 @@ import (
 
 	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/csv"
+	"github.com/atis-edu/atis-scheduler/integrations/delivery"
 	"github.com/atis-edu/atis-scheduler/integrations/httpjson"
 	"github.com/atis-edu/atis-scheduler/integrations/ics"
 	"github.com/atis-edu/atis-scheduler/integrations/scim"
+	"github.com/atis-edu/atis-scheduler/integrations/smtp"
+	"github.com/atis-edu/atis-scheduler/integrations/webhook"
 	"github.com/atis-edu/atis-scheduler/internal/config"
 	"github.com/atis-edu/atis-scheduler/internal/daemon"
 	"github.com/atis-edu/atis-scheduler/internal/metrics"
@@ -47,6 +50,8 @@ func newRegistry(cfg config.Config, pool *pgxpool.Pool, m *metrics.Metrics, logg
 		purge,
 		integrations.SyncClass{Engine: engine},
 		integrations.DispatchClass{Engine: engine},
+		delivery.Class{Dispatcher: &delivery.Dispatcher{Engine: engine, Logger: logger, Pool: pool,
+			Providers: delivery.Providers{"smtp": smtp.Provider{}, "webhook": webhook.Provider{}}}},
 	)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,178 @@
+package delivery
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// recordTimeout bounds each write that records what a send did: it runs
+// even when the run's context has ended, so a message that went out is
+// marked as such.
+const recordTimeout = 10 * time.Second
+
+// send delivers the claimed deliveries: one message each, or one digest
+// when there are more than the integration's digest_over. After a failure
+// that a retry may fix, the rest are released unsent for a later run: a
+// receiver that is down costs one timeout per run, not one per message.
+func (d *Dispatcher) send(ctx context.Context, t target, p Provider, s Settings, cs []claimed, r *IntegrationResult) {
+	perMinute := int(deref(t.RateLimit))
+	base := Request{IntegrationID: t.ID, IntegrationName: t.Name, Config: t.Config, Credentials: t.Credentials,
+		Client: d.Engine.HTTPClient(t.ID, perMinute),
+		Wait:   func(ctx context.Context) error { return d.Engine.WaitTurn(ctx, t.ID, perMinute) }}
+	groups := make([][]claimed, 0, len(cs))
+	if r.Digest = len(cs) > s.DigestOver; r.Digest {
+		groups = append(groups, cs)
+	} else {
+		for _, c := range cs {
+			groups = append(groups, []claimed{c})
+		}
+	}
+	for i, g := range groups {
+		req := base
+		req.Digest, req.IdempotencyKey = r.Digest, idempotencyKey(t.ID, g)
+		for _, c := range g {
+			req.Notifications = append(req.Notifications, c.Notification)
+		}
+		r.Messages++
+		err := p.Deliver(ctx, req)
+		if err == nil {
+			d.record(ctx, t, r, d.markDelivered(ctx, g))
+			r.Delivered += len(g)
+			continue
+		}
+		msg := redact(err.Error(), t.Credentials)
+		if r.Error == "" {
+			r.Error = msg
+		}
+		gaveUp, recErr := d.markFailed(ctx, g, msg, errors.Is(err, ErrPermanent), s.MaxAttempts)
+		d.record(ctx, t, r, recErr)
+		r.Failed += len(g)
+		r.GaveUp += gaveUp
+		if d.Logger != nil {
+			d.Logger.WarnContext(ctx, "notification delivery failed", slog.Int64("integration_id", t.ID),
+				slog.String("provider", t.Provider), slog.Int("notifications", len(g)), slog.String("error", msg))
+		}
+		if !errors.Is(err, ErrPermanent) && i+1 < len(groups) {
+			var rest []claimed
+			for _, g := range groups[i+1:] {
+				rest = append(rest, g...)
+			}
+			d.record(ctx, t, r, d.release(ctx, rest, g))
+			r.Released = len(rest)
+			return
+		}
+	}
+}
+
+// record keeps the first error of recording a send's outcome.
+func (d *Dispatcher) record(ctx context.Context, t target, r *IntegrationResult, err error) {
+	if err == nil {
+		return
+	}
+	if d.Logger != nil {
+		d.Logger.ErrorContext(ctx, "record notification delivery", slog.Int64("integration_id", t.ID), slog.Any("error", err))
+	}
+	if r.Error == "" {
+		r.Error = err.Error()
+	}
+}
+
+// idempotencyKey is the same on every attempt to send the same message.
+func idempotencyKey(integrationID int64, g []claimed) string {
+	if len(g) == 1 {
+		return fmt.Sprintf("atis-i%d-n%d", integrationID, g[0].Notification.ID)
+	}
+	h := sha256.New()
+	for _, c := range g {
+		fmt.Fprintf(h, "%d,", c.Notification.ID)
+	}
+	return fmt.Sprintf("atis-i%d-digest-%s", integrationID, hex.EncodeToString(h.Sum(nil))[:16])
+}
+
+// fence returns the ids and attempt numbers of g: a mark applies only
+// while the row is still the same claim (still 'sending', same attempt).
+func fence(g []claimed) ([]int64, []int32) {
+	ids, attempts := make([]int64, len(g)), make([]int32, len(g))
+	for i, c := range g {
+		ids[i], attempts[i] = c.ID, c.Attempt
+	}
+	return ids, attempts
+}
+
+func (d *Dispatcher) markDelivered(ctx context.Context, g []claimed) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	ids, attempts := fence(g)
+	_, err := d.Pool.Exec(ctx, `UPDATE notification_deliveries d
+		SET status = 'delivered', delivered_at = localtimestamp, lease_until = NULL, last_error = NULL, updated_at = localtimestamp
+		FROM unnest($1::bigint[], $2::int[]) AS c(id, attempt)
+		WHERE d.id = c.id AND d.attempts = c.attempt AND d.status = 'sending'`, ids, attempts)
+	if err != nil {
+		return fmt.Errorf("mark %d deliveries delivered: %w", len(g), err)
+	}
+	return nil
+}
+
+// markFailed records a failed attempt: pending again after a backoff, or
+// failed for good when permanent or out of attempts. It returns how many
+// were given up.
+func (d *Dispatcher) markFailed(ctx context.Context, g []claimed, msg string, permanent bool, maxAttempts int) (int, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	ids, attempts := fence(g)
+	var gaveUp int
+	err := d.Pool.QueryRow(ctx, `WITH marked AS (
+			UPDATE notification_deliveries d
+			SET status = CASE WHEN $4 OR d.attempts >= $5 THEN 'failed' ELSE 'pending' END,
+				last_error = $3, lease_until = NULL, updated_at = localtimestamp,
+				next_attempt_at = localtimestamp + least($6::float8, $7::float8 * power(2, least(d.attempts - 1, 20))) * interval '1 millisecond'
+			FROM unnest($1::bigint[], $2::int[]) AS c(id, attempt)
+			WHERE d.id = c.id AND d.attempts = c.attempt AND d.status = 'sending'
+			RETURNING d.status)
+		SELECT count(*) FILTER (WHERE status = 'failed') FROM marked`,
+		ids, attempts, truncate(msg, 2000), permanent, maxAttempts, float64(backoffMax.Milliseconds()), float64(backoffBase.Milliseconds())).
+		Scan(&gaveUp)
+	if err != nil {
+		return 0, fmt.Errorf("mark %d deliveries failed: %w", len(g), err)
+	}
+	return gaveUp, nil
+}
+
+// release hands claimed deliveries that were not attempted back, the
+// attempt not counted, to wait as long as the failed group's backoff: a
+// receiver that is down is tried once per backoff, not once per run.
+func (d *Dispatcher) release(ctx context.Context, g, failed []claimed) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	ids, attempts := fence(g)
+	failedIDs, _ := fence(failed)
+	_, err := d.Pool.Exec(ctx, `UPDATE notification_deliveries d
+		SET status = 'pending', attempts = d.attempts - 1, lease_until = NULL, updated_at = localtimestamp,
+			next_attempt_at = greatest(d.next_attempt_at, (SELECT max(f.next_attempt_at) FROM notification_deliveries f WHERE f.id = ANY($3)))
+		FROM unnest($1::bigint[], $2::int[]) AS c(id, attempt)
+		WHERE d.id = c.id AND d.attempts = c.attempt AND d.status = 'sending'`, ids, attempts, failedIDs)
+	if err != nil {
+		return fmt.Errorf("release %d deliveries: %w", len(g), err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

@@ -80,9 +80,11 @@ func burstOurs(b *testing.B, n int) burstFigures {
 	obs := observerPool(b, url)
 	d := startDaemon(b, url)
 	require.True(b, time.Now().Before(due), "the daemon took more than 15 s to start")
-	sleepUntil(due)
+	sleepUntil(due.Add(-time.Second))
+	stopProfile := profileDaemon(b, d.pid, "burst")
 	var f burstFigures
 	f.done = waitRuns(b, obs, dueOurs, due, due.Add(time.Second), n, due.Add(60*time.Second))
+	stopProfile()
 	f.l = measureLags(b, obs, dueOurs, due, due.Add(time.Second))
 	require.True(b, d.alive(), "atis-scheduler exited:\n%s", d.lastLines())
 	d.stop(b)

@@ -94,9 +94,11 @@ func steadyOurs(b *testing.B, n int, window time.Duration) steadyFigures {
 	sleepUntil(from)
 	ticks0, err := cpuTicks(d.pid)
 	require.NoError(b, err)
+	stopProfile := profileDaemon(b, d.pid, "steady")
 	sleepUntil(to)
 	ticks1, err := cpuTicks(d.pid)
 	require.NoError(b, err)
+	stopProfile()
 	f := steadyFigures{want: dueIn(n, from, to), duration: window}
 	f.done = waitRuns(b, obs, dueOurs, from, to, f.want, to.Add(30*time.Second))
 	f.l = measureLags(b, obs, dueOurs, from, to)

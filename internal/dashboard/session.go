@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -135,7 +136,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	case name == "" || utf8.RuneCountInString(name) > 100:
 		page.Error = "Give your name (up to 100 characters): it goes into the audit log of every action."
 	case !d.tokenMatches(r.PostFormValue("token")):
-		d.cfg.Logger.Warn("dashboard: sign-in with a wrong token", "remote_addr", r.RemoteAddr)
+		d.cfg.Logger.WarnContext(r.Context(), "dashboard: sign-in with a wrong token", slog.String("remote_addr", r.RemoteAddr))
 		page.Error = "That token is not the one configured in ATIS_UI_TOKEN."
 	}
 	if page.Error != "" {
@@ -145,7 +146,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	}
 	setCookie(w, r, loginCookie, "", -1)
 	d.newSession(w, r, name)
-	d.cfg.Logger.Info("dashboard: signed in", "name", name, "remote_addr", r.RemoteAddr)
+	d.cfg.Logger.InfoContext(r.Context(), "dashboard: signed in", slog.String("name", name), slog.String("remote_addr", r.RemoteAddr))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 

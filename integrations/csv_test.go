@@ -154,6 +154,25 @@ func TestCSV(t *testing.T) {
 		requireFailed(t, b, id, err, "connection refused")
 	})
 
+	t.Run("SlowDownloadTimesOutNamingTheLine", func(t *testing.T) {
+		t.Parallel()
+		b := setupPull(t, "")
+		stop := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(students))
+			w.(http.Flusher).Flush()
+			select { // then stalls, as a dying server would
+			case <-r.Context().Done():
+			case <-stop:
+			}
+		}))
+		t.Cleanup(srv.Close)
+		t.Cleanup(func() { close(stop) })
+		id := b.pullIntegration(t, "csv", "data_import", map[string]any{"url": srv.URL, "id_column": "id", "timeout_seconds": 1}, "")
+		_, err := b.sync(t, id)
+		requireFailed(t, b, id, err, "after the row on line 4: reading the file: context deadline exceeded: the download took longer than timeout_seconds (1s)")
+	})
+
 	t.Run("FileUnderImportDir", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()

@@ -137,13 +137,18 @@ func (p Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit
 	}
 	defer body.Close()
 	r := &reader{cfg: cfg, counted: &counter{r: body}}
-	if err := r.read(ctx, emit); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return err
+	err = r.read(ctx, emit)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded) && cfg.URL != "":
+		return fmt.Errorf("%w: the download took longer than timeout_seconds (%s)", err, timeoutOf(cfg))
 	}
-	return nil
+	return err
+}
+
+func timeoutOf(cfg Config) time.Duration {
+	return time.Duration(cmp.Or(cfg.TimeoutSeconds, int(DefaultTimeout/time.Second))) * time.Second
 }
 
 // open returns the file's bytes: the download's body, or the file under
@@ -157,9 +162,8 @@ func (p Provider) open(ctx context.Context, cfg Config, req integrations.FetchRe
 		return nil, err
 	}
 	u, _ := url.Parse(cfg.URL)
-	timeout := time.Duration(cmp.Or(cfg.TimeoutSeconds, int(DefaultTimeout/time.Second))) * time.Second
 	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: u, AllowedOrigins: cfg.AllowedOrigins, Credentials: creds,
-		Accept: "text/csv, */*", Timeout: timeout, MaxRetries: *cmp.Or(cfg.MaxRetries, new(pull.DefaultMaxRetries))})
+		Accept: "text/csv, */*", Timeout: timeoutOf(cfg), MaxRetries: *cmp.Or(cfg.MaxRetries, new(pull.DefaultMaxRetries))})
 	resp, err := client.Get(ctx, cfg.URL, 1)
 	if err != nil {
 		return nil, err
@@ -207,6 +211,7 @@ type reader struct {
 	idCol   int
 	page    integrations.Page
 	sent    int64 // bytes counted in pages already emitted
+	last    int   // the line of the last row read
 }
 
 // decoded returns the file's text as UTF-8 in the declared encoding.
@@ -247,9 +252,10 @@ func (r *reader) read(ctx context.Context, emit func(integrations.Page) error) e
 			break
 		}
 		if err != nil {
-			return r.describe(err, cr)
+			return r.describe(err)
 		}
 		line, _ := cr.FieldPos(0)
+		r.last = line
 		if err := r.add(row, line); err != nil {
 			return err
 		}
@@ -271,7 +277,7 @@ func (r *reader) readHeader(cr *encsv.Reader) error {
 		return errors.New("line 1: the file is empty: it needs a header row")
 	}
 	if err != nil {
-		return r.describe(err, cr)
+		return r.describe(err)
 	}
 	r.header = slices.Clone(row)
 	if err := r.checkText(r.header, 1); err != nil {
@@ -352,7 +358,7 @@ func (r *reader) flush(emit func(integrations.Page) error) error {
 }
 
 // describe names the line of a parse or read error.
-func (r *reader) describe(err error, cr *encsv.Reader) error {
+func (r *reader) describe(err error) error {
 	var perr *encsv.ParseError
 	switch {
 	case errors.As(err, &perr):
@@ -360,8 +366,7 @@ func (r *reader) describe(err error, cr *encsv.Reader) error {
 	case errors.Is(err, unicode.ErrMissingBOM):
 		return errors.New("line 1: utf-16 needs a byte order mark (FF FE or FE FF) at the start of the file")
 	default:
-		line, _ := cr.FieldPos(0)
-		return fmt.Errorf("after line %d: reading the file: %w", line, err)
+		return fmt.Errorf("after the row on line %d: reading the file: %w", max(r.last, 1), err)
 	}
 }
 

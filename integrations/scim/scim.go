@@ -122,7 +122,7 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 	timeout := time.Duration(cmp.Or(cfg.TimeoutSeconds, int(DefaultTimeout/time.Second))) * time.Second
 	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: base, AllowedOrigins: cfg.AllowedOrigins, Credentials: creds,
 		Accept: "application/scim+json, application/json", Timeout: timeout, MaxRetries: *cmp.Or(cfg.MaxRetries, new(pull.DefaultMaxRetries))})
-	l := &lister{cfg: cfg, client: client, base: base}
+	l := &lister{cfg: cfg, client: client, base: base, timeout: timeout}
 	if req.Incremental {
 		l.filter = fmt.Sprintf("meta.lastModified gt %q", req.Since.UTC().Format(time.RFC3339))
 	}
@@ -135,11 +135,12 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 }
 
 type lister struct {
-	cfg    Config
-	client *pull.Client
-	base   *url.URL
-	filter string
-	page   int // the sync's page number, across resource types
+	cfg     Config
+	client  *pull.Client
+	base    *url.URL
+	filter  string
+	timeout time.Duration
+	page    int // the sync's page number, across resource types
 }
 
 // list reads every page of one resource type: startIndex is 1-based and
@@ -192,7 +193,7 @@ func (l *lister) get(ctx context.Context, resource string, start int) ([]byte, e
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("page %d: %s: reading the body: %s", l.page, resource, pull.Describe(err, 0, u.String()))
+		return nil, fmt.Errorf("page %d: %s: reading the body: %s", l.page, resource, pull.Describe(err, l.timeout, u.String()))
 	}
 	if int64(len(body)) > l.cfg.MaxPageBytes {
 		return nil, fmt.Errorf("page %d: %s: the body is larger than max_page_bytes (%d bytes)", l.page, resource, l.cfg.MaxPageBytes)

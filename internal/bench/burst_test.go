@@ -100,6 +100,7 @@ func burstPeer(b *testing.B, n int) burstFigures {
 	var f burstFigures
 	f.done = waitRuns(b, obs, duePeer, due, due.Add(time.Second), n, due.Add(60*time.Second))
 	f.l = measureLags(b, obs, duePeer, due, due.Add(time.Second))
+	requireTickAligned(b, obs)
 	return f
 }
 

@@ -112,3 +112,16 @@ func msText(v float64) string {
 func nextSecond(d time.Duration) time.Time {
 	return time.Now().Add(d).Truncate(time.Second).Add(time.Second)
 }
+
+// requireTickAligned checks what duePeer relies on: River's periodic
+// enqueuer set every noop job's scheduled_at to its tick, a whole second
+// of the cron expressions the benchmarks use.
+func requireTickAligned(b *testing.B, pool *pgxpool.Pool) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var off int
+	require.NoError(b, pool.QueryRow(ctx, `SELECT count(*) FROM river_job
+		WHERE kind = 'noop' AND date_trunc('second', scheduled_at) <> scheduled_at`).Scan(&off))
+	require.Zero(b, off, "River periodic jobs whose scheduled_at is not their tick")
+}

@@ -119,6 +119,7 @@ func steadyPeer(b *testing.B, n int, window time.Duration) steadyFigures {
 	f := steadyFigures{want: dueIn(n, from, to), duration: window}
 	f.done = waitRuns(b, obs, duePeer, from, to, f.want, to.Add(30*time.Second))
 	f.l = measureLags(b, obs, duePeer, from, to)
+	requireTickAligned(b, obs)
 	return f
 }
 

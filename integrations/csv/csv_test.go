@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,19 +51,41 @@ func TestMemoryStaysFlat(t *testing.T) {
 
 	cfg, _ := json.Marshal(map[string]any{"url": srv.URL, "id_column": "id"})
 	runtime.GC()
-	var before, now runtime.MemStats
+	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	var seen int
+	// The heap is sampled every 10 ms while the file is read, and as each
+	// page arrives (when it is largest).
+	var mu sync.Mutex
 	var peak uint64
+	sample := func() {
+		var now runtime.MemStats
+		runtime.ReadMemStats(&now)
+		mu.Lock()
+		peak = max(peak, now.HeapAlloc)
+		mu.Unlock()
+	}
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(10 * time.Millisecond):
+				sample()
+			}
+		}
+	}()
+	var seen int
 	start := time.Now()
 	err := csv.Provider{}.Fetch(context.Background(), integrations.FetchRequest{Config: cfg, Client: &http.Client{}}, func(p integrations.Page) error {
 		seen += len(p.Records)
-		if p.Number%20 == 0 {
-			runtime.ReadMemStats(&now)
-			peak = max(peak, now.HeapAlloc)
-		}
+		sample()
 		return nil
 	})
+	close(done)
+	<-sampled
 	require.NoError(t, err)
 	require.Equal(t, rows, seen)
 	growth := int64(peak) - int64(before.HeapAlloc)

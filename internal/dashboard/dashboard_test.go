@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -377,6 +378,21 @@ func TestAccess(t *testing.T) {
 		require.True(t, cookie.HttpOnly)
 		require.Equal(t, http.SameSiteStrictMode, cookie.SameSite)
 		require.NotContains(t, cookie.Value, testToken)
+
+		// A cookie whose payload was edited (another name, a later expiry)
+		// is no session.
+		payload, mac, _ := strings.Cut(cookie.Value, ".")
+		raw, err := base64.RawURLEncoding.DecodeString(payload)
+		require.NoError(t, err)
+		forged := base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(raw), "Operator", "Admin", 1))) + "." + mac
+		req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("%s/schedules/%d/pause", b.srv.URL, b.ids.smoke), strings.NewReader(""))
+		require.NoError(t, err)
+		req.AddCookie(&http.Cookie{Name: "atis_session", Value: forged})
+		resp, err = http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+		requireActive(t, b, b.ids.smoke, true)
 
 		// A login form posted without its nonce (login CSRF) is refused.
 		code, _, _ := post(t, client(t), b.srv.URL+"/login", url.Values{"token": {testToken}, "name": {"x"}})

@@ -17,12 +17,11 @@ const steadyTarget = 250.0 // ms
 
 // steadyFigures are one side's figures for the steady scenario.
 type steadyFigures struct {
-	l        lags
-	want     int     // runs due in the window
-	done     int     // of which finished by the deadline
-	cpuPct   float64 // the daemon's CPU over the window (ours only)
-	rssMB    float64 // the daemon's peak RSS (ours only)
-	duration time.Duration
+	l      lags
+	want   int     // runs due in the window
+	done   int     // of which finished by the deadline
+	cpuPct float64 // the daemon's CPU over the window (ours only)
+	rssMB  float64 // the daemon's peak RSS (ours only)
 }
 
 // BenchmarkSteady: 10,000 noop schedules, schedule i firing every minute at
@@ -99,7 +98,7 @@ func steadyOurs(b *testing.B, n int, window time.Duration) steadyFigures {
 	ticks1, err := cpuTicks(d.pid)
 	require.NoError(b, err)
 	stopProfile()
-	f := steadyFigures{want: dueIn(n, from, to), duration: window}
+	f := steadyFigures{want: dueIn(n, from, to)}
 	f.done = waitRuns(b, obs, dueOurs, from, to, f.want, to.Add(30*time.Second))
 	f.l = measureLags(b, obs, dueOurs, from, to)
 	f.cpuPct = float64(ticks1-ticks0) / window.Seconds() // ticks are 1/100 s: this is percent
@@ -116,7 +115,7 @@ func steadyPeer(b *testing.B, n int, window time.Duration) steadyFigures {
 	from := nextSecond(5 * time.Second)
 	to := from.Add(window)
 	sleepUntil(to)
-	f := steadyFigures{want: dueIn(n, from, to), duration: window}
+	f := steadyFigures{want: dueIn(n, from, to)}
 	f.done = waitRuns(b, obs, duePeer, from, to, f.want, to.Add(30*time.Second))
 	f.l = measureLags(b, obs, duePeer, from, to)
 	requireTickAligned(b, obs)

@@ -64,6 +64,10 @@ var malformed = strings.Join([]string{
 	"DTSTART:20260907T090000Z",
 	"SUMMARY:no uid",
 	"END:VEVENT",
+	"BEGIN:VEVENT",
+	"UID:broken-line@school.az",
+	"this line has no colon",
+	"END:VEVENT",
 }, "\r\n") + "\r\n"
 
 const endCalendar = "END:VCALENDAR\r\n"
@@ -124,11 +128,12 @@ func TestICS(t *testing.T) {
 		_, err := b.sync(t, id)
 		require.NoError(t, err)
 		l := b.lastLog(t, id)
-		require.Equal(t, []any{"completed", 7, 4, 3}, []any{l.Status, l.Processed, l.Created, l.Failed})
+		require.Equal(t, []any{"completed", 8, 4, 4}, []any{l.Status, l.Processed, l.Created, l.Failed})
 		sample := fmt.Sprint(l.Details["invalid_records_sample"])
-		require.Contains(t, sample, `page 1, event 5 (UID "broken-time@school.az"): DTSTART: "2026-13-45" is not a date-time`)
-		require.Contains(t, sample, `event 6 (UID "broken-zone@school.az"): DTSTART: TZID "Mars/Olympus" is not an IANA time zone`)
-		require.Contains(t, sample, "event 7: no UID")
+		require.Contains(t, sample, `page 1, event 5 (line 36, UID "broken-time@school.az"): DTSTART: "2026-13-45" is not a date-time`)
+		require.Contains(t, sample, `event 6 (line 40, UID "broken-zone@school.az"): DTSTART: TZID "Mars/Olympus" is not an IANA time zone`)
+		require.Contains(t, sample, "event 7 (line 44): no UID")
+		require.Contains(t, sample, "event 8 (line 48): ical: malformed content line: missing colon")
 	})
 
 	t.Run("TruncatedFeedAppliesNothing", func(t *testing.T) {
@@ -146,7 +151,7 @@ func TestICS(t *testing.T) {
 		srv := feed(t, calendar+"BEGIN:VEVENT\r\nUID:half", "")
 		id := b.pullIntegration(t, "ics", "calendar", map[string]any{"url": srv.URL}, "")
 		_, err := b.sync(t, id)
-		requireFailed(t, b, id, err, "the feed ends before END:VCALENDAR")
+		requireFailed(t, b, id, err, "page 1: the feed ends inside the event that starts on line 36: it was cut off")
 	})
 
 	t.Run("NotICalendar", func(t *testing.T) {
@@ -155,7 +160,7 @@ func TestICS(t *testing.T) {
 		srv := feed(t, "<html>login</html>", "")
 		id := b.pullIntegration(t, "ics", "calendar", map[string]any{"url": srv.URL}, "")
 		_, err := b.sync(t, id)
-		requireFailed(t, b, id, err, "page 1: the feed is not valid iCalendar")
+		requireFailed(t, b, id, err, "page 1: the feed is not valid iCalendar (outside its events)")
 	})
 
 	t.Run("ServerDown", func(t *testing.T) {

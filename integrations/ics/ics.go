@@ -4,7 +4,6 @@
 package ics
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -82,9 +81,10 @@ func parseConfig(raw json.RawMessage) (Config, *time.Location, error) {
 }
 
 // Fetch implements integrations.Provider. The feed is one page. An event
-// that cannot be read (no UID, a time that is not one, an unknown TZID, an
-// RRULE that does not parse) is an invalid record; a feed that is not
-// iCalendar, or ends before END:VCALENDAR, fails the sync.
+// that cannot be read (a malformed content line, no UID, a time that is not
+// one, an unknown TZID, an RRULE that does not parse) is an invalid record
+// naming its line; a feed that is not iCalendar outside its events, or ends
+// before END:VCALENDAR, fails the sync.
 func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit func(integrations.Page) error) error {
 	cfg, floating, err := parseConfig(req.Config)
 	if err != nil {
@@ -94,20 +94,24 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 	if err != nil {
 		return err
 	}
-	cal, err := decode(body)
+	f, err := parse(body)
 	if err != nil {
 		return err
 	}
-	if tz := cal.Props.Get("X-WR-TIMEZONE"); tz != nil && cfg.Timezone == "" {
+	if tz := f.calendar.Props.Get("X-WR-TIMEZONE"); tz != nil && cfg.Timezone == "" {
 		if loc, err := time.LoadLocation(tz.Value); err == nil {
 			floating = loc
 		}
 	}
 	p := integrations.Page{Number: 1, Bytes: int64(len(body))}
-	for i, ev := range cal.Events() {
-		rec, err := record(ev.Props, floating)
+	for i, ev := range f.events {
+		if ev.err != nil {
+			p.Invalid = append(p.Invalid, fmt.Sprintf("event %d (line %d): %v", i+1, ev.line, ev.err))
+			continue
+		}
+		rec, err := record(ev.event.Props, floating)
 		if err != nil {
-			p.Invalid = append(p.Invalid, fmt.Sprintf("event %d%s: %v", i+1, uidOf(ev.Props), err))
+			p.Invalid = append(p.Invalid, fmt.Sprintf("event %d (line %d%s): %v", i+1, ev.line, uidOf(ev.event.Props), err))
 			continue
 		}
 		p.Records = append(p.Records, rec)
@@ -140,22 +144,6 @@ func download(ctx context.Context, cfg Config, req integrations.FetchRequest) ([
 		return nil, fmt.Errorf("page 1: the feed is larger than max_bytes (%d bytes)", cfg.MaxBytes)
 	}
 	return body, nil
-}
-
-// decode parses the whole feed: nothing is applied from a feed that does
-// not parse to its end.
-func decode(body []byte) (*ical.Calendar, error) {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, errors.New("page 1: the feed is empty")
-	}
-	cal, err := ical.NewDecoder(bytes.NewReader(body)).Decode()
-	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, errors.New("page 1: the feed ends before END:VCALENDAR: it was cut off (truncated download?); nothing was applied")
-	case err != nil:
-		return nil, fmt.Errorf("page 1: the feed is not valid iCalendar: %v", err)
-	}
-	return cal, nil
 }
 
 // event is a record's payload: the event's properties, its times
@@ -314,7 +302,7 @@ func uidOf(props ical.Props) string {
 		if len(v) > 60 {
 			v = v[:60] + "…"
 		}
-		return fmt.Sprintf(" (UID %q)", v)
+		return fmt.Sprintf(", UID %q", v)
 	}
 	return ""
 }

@@ -162,9 +162,10 @@ func TestBrowser(t *testing.T) {
 		return png
 	}
 
-	for _, p := range b.pages() {
+	for i, p := range b.pages() {
 		run(chromedp.Navigate(b.srv.URL+p), chromedp.WaitVisible(chromedp.CSS("main")))
 		require.Empty(t, errs.take(), "console errors on %s", p)
+		shot(fmt.Sprintf("page-%02d%s.png", i, strings.NewReplacer("/", "-", "?", "-", "=", "-", "&", "-").Replace(p)))
 	}
 
 	// Sign in by typing the token.

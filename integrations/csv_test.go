@@ -144,6 +144,35 @@ func TestCSV(t *testing.T) {
 		}
 	})
 
+	t.Run("RedirectToACDNCarriesNoCredentials", func(t *testing.T) {
+		t.Parallel()
+		b := setupPull(t, "")
+		seen := make(chan string, 2)
+		cdn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen <- r.Header.Get("Authorization")
+			_, _ = w.Write([]byte(students))
+		}))
+		t.Cleanup(cdn.Close)
+		origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, cdn.URL+"/students.csv", http.StatusFound)
+		}))
+		t.Cleanup(origin.Close)
+		creds := `{"type": "bearer", "token": "tok-SECRET-cdn"}`
+
+		id := b.pullIntegration(t, "csv", "data_import", map[string]any{"url": origin.URL, "id_column": "id"}, creds)
+		_, err := b.sync(t, id)
+		require.NoError(t, err)
+		require.Equal(t, 3, b.live(t, id))
+		require.Empty(t, <-seen, "the token stays with the integration's origin")
+
+		allowed := b.pullIntegration(t, "csv", "data_import", map[string]any{"url": origin.URL, "id_column": "id",
+			"allowed_origins": []string{cdn.URL}}, creds)
+		_, err = b.sync(t, allowed)
+		require.NoError(t, err)
+		require.Equal(t, "Bearer tok-SECRET-cdn", <-seen, "an allowed origin receives it")
+		require.NotContains(t, b.everything(t), "tok-SECRET-cdn")
+	})
+
 	t.Run("ServerDown", func(t *testing.T) {
 		t.Parallel()
 		b := setupPull(t, "")

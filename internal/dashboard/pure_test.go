@@ -44,6 +44,8 @@ func TestRedact(t *testing.T) {
 		{`{"password": "p", "nested": [{"api_key": "k", "n": 1}], "credentials": {"token": "t"}}`,
 			`{"credentials":"[redacted]","nested":[{"api_key":"[redacted]","n":1}],"password":"[redacted]"}`},
 		{`{"Authorization": "Bearer x", "big": 12345678901234567890}`, `{"Authorization":"[redacted]","big":12345678901234567890}`},
+		{`{"endpoint": "https://svc:pa55@host.example/x?y=1", "list": ["ftp://u:p@h/"]}`,
+			`{"endpoint":"https://REDACTED@host.example/x?y=1","list":["ftp://REDACTED@h/"]}`},
 		{`not json`, `not json`},
 	} {
 		require.JSONEq(t, jsonOr(tt.want), jsonOr(string(redact(json.RawMessage(tt.in)))), tt.in)

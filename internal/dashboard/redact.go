@@ -3,7 +3,9 @@ package dashboard
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
 	"regexp"
+	"strings"
 )
 
 // secretKey matches JSON keys whose values are never shown, whatever the
@@ -49,8 +51,23 @@ func redactValue(v any, inHeaders bool) any {
 			t[i] = redactValue(t[i], false)
 		}
 		return t
+	case string:
+		return redactURL(t)
 	}
 	return v
+}
+
+// redactURL hides the credentials of a URL (https://user:pass@host/…).
+func redactURL(s string) string {
+	if !strings.Contains(s, "://") || !strings.Contains(s, "@") {
+		return s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = url.User("REDACTED")
+	return u.String()
 }
 
 func isConfigRef(v any) bool {

@@ -92,3 +92,25 @@ func TestMemoryStaysFlat(t *testing.T) {
 	t.Logf("%d MiB, %d rows in %s: heap grew by at most %.1f MiB", size, rows, time.Since(start).Round(time.Millisecond), float64(growth)/(1<<20))
 	require.Less(t, growth, int64(64<<20))
 }
+
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+
+	for _, tt := range []struct{ name, config, want string }{
+		{"NeitherURLNorFile", `{"id_column": "id"}`, `csv config: set one of "url" and "file"`},
+		{"Both", `{"url": "https://data.example/a.csv", "file": "a.csv", "id_column": "id"}`, `set one of "url" and "file"`},
+		{"NoIDColumn", `{"url": "https://data.example/a.csv"}`, `"id_column" is required`},
+		{"LongDelimiter", `{"url": "https://data.example/a.csv", "id_column": "id", "delimiter": ";;"}`, `delimiter ";;" is not one character`},
+		{"QuoteDelimiter", `{"url": "https://data.example/a.csv", "id_column": "id", "delimiter": "\""}`, `is not one character (other than a quote`},
+		{"UnknownEncoding", `{"url": "https://data.example/a.csv", "id_column": "id", "encoding": "koi8-r"}`, `encoding "koi8-r" is not one of utf-8, windows-1251, utf-16`},
+		{"PageTooLarge", `{"url": "https://data.example/a.csv", "id_column": "id", "rows_per_page": 100000}`, "rows_per_page 100000 is not between 1 and 10000"},
+		{"FTP", `{"url": "ftp://data.example/a.csv", "id_column": "id"}`, `is not an absolute http(s) URL`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := csv.Provider{}.Fetch(context.Background(), integrations.FetchRequest{Config: json.RawMessage(tt.config)},
+				func(integrations.Page) error { return nil })
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}

@@ -77,7 +77,7 @@ func TestCSV(t *testing.T) {
 	t.Run("MalformedRowsAreInvalidWithTheirLine", func(t *testing.T) {
 		t.Parallel()
 		b := setupPull(t, "")
-		body := students + "4,Nigar Əliyeva\r\n,Orphan,9-C\r\n5,Kamal Quliyev,9-C\r\n"
+		body := students + "4,Nigar Əliyeva\r\n,Orphan,9-C\r\n 5 ,Kamal Quliyev,9-C\r\n"
 		srv := fileServer(t, []byte(body), "")
 		id := b.pullIntegration(t, "csv", "data_import", map[string]any{"url": srv.URL, "id_column": "id", "rows_per_page": 2}, "")
 		res, err := b.sync(t, id)
@@ -88,6 +88,7 @@ func TestCSV(t *testing.T) {
 		sample := fmt.Sprint(l.Details["invalid_records_sample"])
 		require.Contains(t, sample, `page 2, line 6: 2 fields, the header has 3: "4,Nigar Əliyeva"`)
 		require.Contains(t, sample, `page 3, line 7: "id" is empty`)
+		require.Equal(t, "Kamal Quliyev", b.payload(t, id, "5", "name"), "the id is trimmed")
 	})
 
 	t.Run("WrongEncodingFailsNamingTheLine", func(t *testing.T) {

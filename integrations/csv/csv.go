@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -186,8 +187,11 @@ func (p Provider) openFile(name string) (io.ReadCloser, error) {
 	}
 	defer root.Close()
 	f, err := root.Open(name)
+	if perr := (*fs.PathError)(nil); errors.As(err, &perr) {
+		err = perr.Err // the path is in the message already
+	}
 	if err != nil {
-		return nil, fmt.Errorf("csv: file %q under ATIS_IMPORT_DIR: %w", name, errors.Unwrap(err))
+		return nil, fmt.Errorf("csv: file %q under ATIS_IMPORT_DIR: %w", name, err)
 	}
 	return f, nil
 }
@@ -327,7 +331,7 @@ func (r *reader) add(row []string, line int) error {
 		b.Write(s)
 	}
 	b.WriteByte('}')
-	r.page.Records = append(r.page.Records, integrations.Record{ExternalID: row[r.idCol], Payload: b.Bytes()})
+	r.page.Records = append(r.page.Records, integrations.Record{ExternalID: strings.TrimSpace(row[r.idCol]), Payload: b.Bytes()})
 	return nil
 }
 

@@ -200,7 +200,8 @@ func (d *Dispatcher) serve(ctx context.Context, t target) (IntegrationResult, er
 }
 
 // queue adds a pending delivery for every notification that matches the
-// integration's filter, is not older than the integration and has none.
+// integration's filter, is not older than the integration, is showing
+// (start_at come, end_at not passed) and has none.
 func (d *Dispatcher) queue(ctx context.Context, t target, s Settings) (int, error) {
 	tag, err := d.Pool.Exec(ctx, `INSERT INTO notification_deliveries (notification_id, integration_id)
 		SELECT n.id, i.id FROM integrations i JOIN system_notifications n ON n.created_at >= i.created_at
@@ -211,7 +212,7 @@ func (d *Dispatcher) queue(ctx context.Context, t target, s Settings) (int, erro
 		       OR jsonb_typeof(n.target_institutions) IS DISTINCT FROM 'array'
 		       OR jsonb_array_length(n.target_institutions) = 0
 		       OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(n.target_institutions) e WHERE e = ANY($4::text[])))
-		  AND (n.end_at IS NULL OR n.end_at > localtimestamp)
+		  AND (n.start_at IS NULL OR n.start_at <= localtimestamp) AND (n.end_at IS NULL OR n.end_at > localtimestamp)
 		  AND NOT EXISTS (SELECT 1 FROM notification_deliveries x WHERE x.notification_id = n.id AND x.integration_id = i.id)
 		ON CONFLICT (notification_id, integration_id) DO NOTHING`,
 		t.ID, s.levels(), nonNil(s.Types), s.institutionTexts(t.Institution, t.SystemWide))

@@ -1,0 +1,49 @@
+package delivery_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/atis-edu/atis-scheduler/integrations/delivery"
+	"github.com/atis-edu/atis-scheduler/internal/schedtest"
+)
+
+// TestClassThroughRiver runs notification_dispatch as the daemon does and
+// finds its summary in job_logs.result.
+func TestClassThroughRiver(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	hook := newReceiver(t, "")
+	id := b.integration(t, "notification", "webhook", map[string]any{"url": hook.URL}, map[string]any{})
+	b.notify(t, "alert", "warning", "via river")
+	h := schedtest.Start(t, b.pool, delivery.Class{Dispatcher: b.dispatcher()})
+	out := h.Run(t, "notification_dispatch", map[string]any{})
+	require.Equal(t, "completed", out.Status)
+	var res delivery.Result
+	require.NoError(t, json.Unmarshal(out.Result, &res))
+	require.Equal(t, 1, res.Integrations[id].Delivered)
+	require.Len(t, hook.received(), 1)
+	require.Error(t, delivery.Class{}.ValidateParameters(json.RawMessage(`{"x": 1}`)))
+}
+
+// TestStartAtToCome: a notification announced ahead goes when its start_at
+// comes, not before.
+func TestStartAtToCome(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	hook := newReceiver(t, "")
+	b.integration(t, "notification", "webhook", map[string]any{"url": hook.URL}, map[string]any{})
+	n := b.notify(t, "maintenance", "info", "maintenance tonight")
+	_, err := b.pool.Exec(ctx, "UPDATE system_notifications SET start_at = localtimestamp + interval '1 hour' WHERE id = $1", n)
+	require.NoError(t, err)
+	b.run(t, b.dispatcher())
+	require.Empty(t, hook.received())
+	_, err = b.pool.Exec(ctx, "UPDATE system_notifications SET start_at = localtimestamp - interval '1 second' WHERE id = $1", n)
+	require.NoError(t, err)
+	b.run(t, b.dispatcher())
+	require.Len(t, hook.received(), 1)
+}

@@ -31,7 +31,7 @@ const testToken = "test-token-0123456789abcdef"
 // Planted by seed: none of these may ever be rendered raw.
 const (
 	hostileName   = `<img src=x onerror=alert(1)>`
-	hostileError  = `<script>alert(2)</script> upstream said no`
+	hostileError  = `<script>alert(2)</script> upstream said no (GET https://svc:` + urlSecret + `@lms.example.az/health)`
 	headerSecret  = "Bearer hdr-s3cret-value"
 	urlSecret     = "url-pa55word"
 	integSecret   = "integ-t0ken-secret"

@@ -82,3 +82,11 @@ func TestLocalPath(t *testing.T) {
 		require.Equal(t, want, localPath(in), in)
 	}
 }
+
+func TestScrub(t *testing.T) {
+	t.Parallel()
+
+	msg := "GET https://svc:pa55@lms.example.az/x failed; see http://host/y and mail a@b"
+	require.Equal(t, "GET https://REDACTED@lms.example.az/x failed; see http://host/y and mail a@b", scrub(&msg))
+	require.Equal(t, "—", scrub((*string)(nil)))
+}

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -71,6 +72,7 @@ var funcs = template.FuncMap{
 	"ago":   ago,
 	"dur":   duration,
 	"deref": deref,
+	"scrub": scrub,
 	"alive": func(t time.Time, now time.Time) bool { return now.Sub(t) < aliveAfter },
 	"since": func(t time.Time, now time.Time) string { return duration(int32(now.Sub(t).Seconds())) },
 	"pair":  func(v, x any) pair { return pair{V: v, X: x} },
@@ -145,6 +147,16 @@ func duration(v any) string {
 		return fmt.Sprintf("%dm %02ds", s/60, s%60)
 	}
 	return fmt.Sprintf("%ds", s)
+}
+
+// urlCredentials matches the user:password of a URL inside free text.
+var urlCredentials = regexp.MustCompile(`(://)[^/\s@]+@`)
+
+// scrub shows a message (an error, a trace) with any URL's credentials
+// hidden: a class should never have written them, but a page must not show
+// them if one did.
+func scrub(v any) string {
+	return urlCredentials.ReplaceAllString(fmt.Sprint(deref(v)), "${1}REDACTED@")
 }
 
 // deref shows a nullable column, or a dash.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -46,4 +47,28 @@ func TestStartAtToCome(t *testing.T) {
 	require.NoError(t, err)
 	b.run(t, b.dispatcher())
 	require.Len(t, hook.received(), 1)
+}
+
+// TestRateLimitHonoured: with api_rate_limit 1 a minute, one message goes
+// and the next waits for a later run instead of going at once.
+func TestRateLimitHonoured(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t)
+	hook := newReceiver(t, "")
+	id := b.integration(t, "notification", "webhook", map[string]any{"url": hook.URL}, map[string]any{})
+	_, err := b.pool.Exec(ctx, "UPDATE integrations SET api_rate_limit = 1 WHERE id = $1", id)
+	require.NoError(t, err)
+	for _, title := range []string{"one", "two", "three"} {
+		b.notify(t, "alert", "warning", title)
+	}
+	d := b.dispatcher()
+	d.IntegrationTimeout = time.Second
+	res := b.run(t, d)
+	require.Len(t, hook.received(), 1)
+	r := res.Integrations[id]
+	require.Equal(t, 1, r.Delivered)
+	require.Equal(t, 1, r.Failed)
+	require.Equal(t, 1, r.Released)
+	require.Contains(t, r.Error, "api_rate_limit=1/min")
 }

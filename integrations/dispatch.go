@@ -62,6 +62,17 @@ type DispatchResult struct {
 	Errors   map[int64]string `json:"errors,omitempty"`
 }
 
+// providerNames lists the pull providers: integrations of any other
+// provider (webhook, smtp: push) have nothing to sync, whatever their
+// sync_frequency.
+func (e *Engine) providerNames() []string {
+	names := make([]string, 0, len(e.Providers))
+	for name := range e.Providers {
+		names = append(names, name)
+	}
+	return names
+}
+
 // Dispatch enqueues the due syncs in one transaction. Integrations are
 // locked with SKIP LOCKED, so two dispatches at once never enqueue one
 // integration twice; one whose sync is queued or running is left alone.
@@ -73,7 +84,8 @@ func (e *Engine) Dispatch(ctx context.Context, client *river.Client[pgx.Tx], now
 				EXISTS (SELECT 1 FROM job_logs j WHERE j.job_class = 'integration_sync' AND j.status IN ('queued', 'processing')
 					AND j.payload->'parameters'->>'integration_id' = i.id::text)
 			FROM integrations i WHERE coalesce(i.is_enabled, false) AND nullif(trim(i.sync_frequency), '') IS NOT NULL
-			ORDER BY i.id FOR UPDATE OF i SKIP LOCKED`)
+				AND i.provider = ANY($1)
+			ORDER BY i.id FOR UPDATE OF i SKIP LOCKED`, e.providerNames())
 		if err != nil {
 			return err
 		}

@@ -33,6 +33,9 @@ func TestDispatch(t *testing.T) {
 	require.NoError(t, err)
 	b.integration(t, cfg, map[string]any{"sync_frequency": "hourly", "is_enabled": false})
 	b.integration(t, cfg, nil) // no frequency: manual only
+	// A push integration (webhook, smtp) has nothing to sync, even with a frequency.
+	b.integration(t, map[string]any{"url": "http://127.0.0.1:1/hook"}, map[string]any{"sync_frequency": "hourly",
+		"integration_type": "notification", "provider": "webhook"})
 	bad := b.integration(t, cfg, map[string]any{"sync_frequency": "fortnightly"})
 
 	client := insertOnlyClient(t, b)

@@ -70,7 +70,14 @@ func TestChaosDatabaseOutage(t *testing.T) {
 		t.Logf("database outage round %d: %s down; /readyz 200 after %s; first run finished %s after the return",
 			round, outage, ready.Round(time.Millisecond), first.Sub(back.UTC()).Round(time.Millisecond))
 		require.True(t, d.alive(), "round %d: the daemon exited after the outage", round)
-		require.True(t, resumed, "round %d: no run finished within %s of the database's return", round, resumeWithin)
+		if !resumed {
+			var states string
+			_ = pool.QueryRow(ctx, `SELECT coalesce(string_agg(status || ' x' || n, ', '), 'none') FROM (
+				SELECT status, count(*) AS n FROM job_logs WHERE coalesce(end_time, start_time, now() AT TIME ZONE 'UTC') > $1 GROUP BY status) s`,
+				back.UTC()).Scan(&states)
+			t.Fatalf("round %d: no run finished within %s of the database's return; job_logs since: %s; the daemon's last lines:\n%s",
+				round, resumeWithin, states, tail(d.output.String(), 15))
+		}
 	}
 	d.stop(t)
 }

@@ -85,6 +85,7 @@ type SyncResult struct {
 	ApplyMs   int64  `json:"apply_ms"`
 
 	invalid []string
+	secrets []string // the credentials' values, cut from every message
 }
 
 // ErrPermanent marks failures that no retry will fix (configuration).
@@ -128,6 +129,7 @@ func (e *Engine) Sync(ctx context.Context, p SyncParams, initiatedBy *int64) (Sy
 	if res.SyncLogID, err = e.openLog(ctx, in.ID, syncType, start, initiatedBy); err != nil {
 		return res, err
 	}
+	res.secrets = append(secretValues(in.Credentials), headerValues(in.Config)...)
 	if cfgErr != nil {
 		return res, e.closeFailed(ctx, in, &res, start, fmt.Errorf("%w: %w", ErrPermanent, cfgErr))
 	}
@@ -270,7 +272,7 @@ func (e *Engine) stage(ctx context.Context, conn *pgx.Conn, p Page, res *SyncRes
 	res.Failed += len(p.Invalid)
 	for _, s := range p.Invalid {
 		if len(res.invalid) < 10 {
-			res.invalid = append(res.invalid, fmt.Sprintf("page %d, %s", p.Number, s))
+			res.invalid = append(res.invalid, redactSecrets(fmt.Sprintf("page %d, %s", p.Number, s), res.secrets))
 		}
 	}
 	rows := make([][]any, len(p.Records))
@@ -396,7 +398,9 @@ func (e *Engine) closeFailed(ctx context.Context, in integration, res *SyncResul
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	res.Millis = time.Since(start).Milliseconds()
-	status, message := "failed", strings.TrimPrefix(cause.Error(), ErrPermanent.Error()+": ")
+	// A provider's answer quoted in the message may echo the credentials
+	// it was sent: they are cut before the message goes anywhere.
+	status, message := "failed", redactSecrets(strings.TrimPrefix(cause.Error(), ErrPermanent.Error()+": "), res.secrets)
 	if ctx.Err() != nil {
 		status, message = "cancelled", "cancelled: the daemon stopped during the sync; it runs again"
 	}

@@ -123,9 +123,9 @@ func (h *hostile) cut(w http.ResponseWriter, _ *http.Request) {
 func TestChaosHostileProviders(t *testing.T) {
 	t.Parallel()
 
-	// One page read up to the default max_page_bytes (64 MiB) costs up to
+	// One page read up to the default max_page_bytes (16 MiB) costs up to
 	// three times that at its peak (the read buffer's growth and the
-	// collector's headroom): about 200 MB, measured. Reading a whole 1 GiB
+	// collector's headroom). Reading a whole 1 GiB
 	// body would cost gigabytes.
 	const maxRSS = 256 << 10 // kB
 	ctx := context.Background()
@@ -139,7 +139,7 @@ func TestChaosHostileProviders(t *testing.T) {
 	}{
 		{"/hang", map[string]any{"timeout_seconds": 2}, `^page 1: http://127\.0\.0\.1:\d+/hang: no answer within 2s$`},
 		{"/drip", map[string]any{"timeout_seconds": 2}, `^page 1: \S+/drip: reading the body: no answer within 2s$`},
-		{"/huge", map[string]any{"timeout_seconds": 20}, `^page 1: \S+/huge: the body is larger than max_page_bytes \(67108864 bytes\)$`},
+		{"/huge", map[string]any{"timeout_seconds": 20}, `^page 1: \S+/huge: the body is larger than max_page_bytes \(16777216 bytes\)$`},
 		{"/utf8", map[string]any{"timeout_seconds": 2}, `^page 1: .*invalid byte sequence for encoding "UTF8"`},
 		// The record is nested too deep to store: the message must say so,
 		// not pass on the database's "stack depth limit exceeded".

@@ -29,7 +29,7 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxPageBytes = 64 << 20
+	DefaultMaxPageBytes = 16 << 20
 	DefaultMaxPages     = 100_000
 	DefaultMaxRetries   = 4
 	DefaultPageSize     = 100
@@ -322,7 +322,10 @@ func (f *fetcher) get(ctx context.Context, target string, page int) ([]byte, htt
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		return nil, nil, fmt.Errorf("page %d: %s answered %d %s", page, shown, resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, f.cfg.MaxPageBytes+1))
+	if resp.ContentLength > f.cfg.MaxPageBytes { // said up front: nothing to read
+		return nil, nil, fmt.Errorf("page %d: %s: the body is larger than max_page_bytes (%d bytes)", page, shown, f.cfg.MaxPageBytes)
+	}
+	body, err := readBody(resp, f.cfg.MaxPageBytes+1)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
@@ -333,6 +336,21 @@ func (f *fetcher) get(ctx context.Context, target string, page int) ([]byte, htt
 		return nil, nil, fmt.Errorf("page %d: %s: the body is larger than max_page_bytes (%d bytes)", page, shown, f.cfg.MaxPageBytes)
 	}
 	return body, resp.Header, nil
+}
+
+// readBody reads at most limit bytes of resp's body, into a buffer sized
+// once when the length is announced (io.ReadAll's growth would hold about
+// twice the page at its peak).
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	if resp.ContentLength < 0 {
+		return io.ReadAll(io.LimitReader(resp.Body, limit))
+	}
+	buf := make([]byte, min(resp.ContentLength+1, limit))
+	n, err := io.ReadFull(resp.Body, buf)
+	if errors.Is(err, io.ErrUnexpectedEOF) && int64(n) == resp.ContentLength {
+		err = nil // the announced length, all of it
+	}
+	return buf[:n], err
 }
 
 // checkRetry is retryablehttp's default policy, except that a wait for the
@@ -361,6 +379,9 @@ func (f *fetcher) parse(body []byte, page int) (integrations.Page, []gjson.Resul
 	p := integrations.Page{Number: page, Bytes: int64(len(body))}
 	if !gjson.ValidBytes(body) {
 		return p, nil, fmt.Errorf("page %d: malformed JSON (%s)", page, preview(body))
+	}
+	if nesting(body) > MaxNesting {
+		return p, nil, fmt.Errorf("page %d: JSON nested more than %d levels deep: such records cannot be stored", page, MaxNesting)
 	}
 	list := gjson.ParseBytes(body)
 	if f.cfg.RecordsPath != "" {
@@ -425,6 +446,39 @@ func (f *fetcher) nextURL(current string, header http.Header, body []byte, items
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil
+}
+
+// MaxNesting is the deepest JSON a page may hold. PostgreSQL refuses to
+// store much deeper jsonb ("stack depth limit exceeded"), and no record of
+// an API is that deep but by accident or malice.
+const MaxNesting = 512
+
+// nesting is how deep b's arrays and objects go, counted up to
+// MaxNesting+1; b is valid JSON.
+func nesting(b []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range b {
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case inString && c == '"':
+			inString = false
+		case inString:
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			if depth++; depth > deepest {
+				if deepest = depth; deepest > MaxNesting {
+					return deepest
+				}
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // backoff waits as a 429 or 503's Retry-After asks (up to 5 minutes),

@@ -27,7 +27,7 @@ const (
 	DefaultPageSize     = 100
 	MaxPageSize         = 1000
 	DefaultMaxPages     = 100_000
-	DefaultMaxPageBytes = 64 << 20
+	DefaultMaxPageBytes = 16 << 20
 	DefaultTimeout      = integrations.DefaultRequestTimeout
 )
 
@@ -59,7 +59,7 @@ type Config struct {
 	MaxRetries *int `json:"max_retries"`
 	// MaxPages per resource type. Defaults to 100000.
 	MaxPages int `json:"max_pages"`
-	// MaxPageBytes is the largest page body read. Defaults to 64 MiB.
+	// MaxPageBytes is the largest page body read. Defaults to 16 MiB.
 	MaxPageBytes int64 `json:"max_page_bytes"`
 }
 

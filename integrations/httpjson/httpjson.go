@@ -212,10 +212,15 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 	if err != nil {
 		return err
 	}
+	fetched := map[string]int{} // URL -> page: a next link back to one is a loop
 	for page := 1; next != ""; page++ {
 		if page > cfg.MaxPages {
 			return fmt.Errorf("page %d: more than max_pages (%d) pages: stopping (does the pagination loop?)", page, cfg.MaxPages)
 		}
+		if before, ok := fetched[next]; ok {
+			return fmt.Errorf("page %d: the next page is page %d again: the pagination loops; stopping", page, before)
+		}
+		fetched[next] = page
 		if err := f.checkOrigin(next, page); err != nil {
 			return err
 		}

@@ -15,8 +15,9 @@ import (
 )
 
 // plan computes next_run_at for rows that were inserted or whose schedule
-// changed, and explains the rows that cannot be scheduled. Each row is
-// planned in a savepoint of its own: a row whose write fails (a trigger or
+// changed, and explains the rows that cannot be scheduled: a batch with a
+// few set-based statements. If the batch fails, its rows are planned one by
+// one, each in a savepoint of its own: a row whose write fails (a trigger or
 // constraint of someone else's, a row lock timeout) is put aside for a while
 // and the others are planned.
 func (s *Scheduler) plan(ctx context.Context, backoff []int64) (planned int, more bool, err error) {
@@ -32,12 +33,25 @@ func (s *Scheduler) plan(ctx context.Context, backoff []int64) (planned int, mor
 			return err
 		}
 		more = len(todo) == s.cfg.BatchSize
+		if len(todo) == 0 {
+			return nil
+		}
+		if err = s.planInSavepoint(ctx, tx, todo, now); err == nil {
+			planned = len(todo)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err() // a stop: the whole batch waits for the next start
+		}
+		if len(todo) > 1 {
+			s.logger.WarnContext(ctx, "batch plan failed; planning its rows one by one",
+				slog.Int("rows", len(todo)), slog.String("error", err.Error()))
+		}
 		for _, r := range todo {
 			if ctx.Err() != nil {
-				return ctx.Err() // a stop: the whole batch waits for the next start
+				return ctx.Err()
 			}
-			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error { return s.planRow(ctx, sp, r, now) })
-			if err != nil {
+			if err := s.planInSavepoint(ctx, tx, []row{r}, now); err != nil {
 				s.failed(ctx, r, "plan", err)
 				continue
 			}
@@ -51,24 +65,60 @@ func (s *Scheduler) plan(ctx context.Context, backoff []int64) (planned int, mor
 	return planned, more, nil
 }
 
-func (s *Scheduler) planRow(ctx context.Context, tx pgx.Tx, r row, now time.Time) error {
-	if !r.IsActive {
-		_, err := tx.Exec(ctx, `UPDATE scheduled_jobs SET next_run_at = NULL, needs_plan = false WHERE id = $1`, r.ID)
+func (s *Scheduler) planInSavepoint(ctx context.Context, tx pgx.Tx, todo []row, now time.Time) error {
+	var firings []firing
+	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+		var err error
+		firings, err = s.planRows(ctx, sp, todo, now)
 		return err
+	})
+	if err == nil {
+		s.observe(ctx, firings) // the invalid rows' log lines, once committed
 	}
-	sched, _, err := s.compile(r)
-	if err != nil {
-		return s.markInvalid(ctx, tx, r, err)
-	}
-	next := r.NextRunAt // set explicitly with the insert or edit: honoured
-	if next == nil {
-		t := firstFire(sched, r, now)
-		next = &t
-	}
-	_, err = tx.Exec(ctx, `UPDATE scheduled_jobs SET next_run_at = $2, needs_plan = false, schedule_error = NULL,
-			last_run_message = CASE WHEN last_run_message = schedule_error THEN NULL ELSE last_run_message END
-		WHERE id = $1`, r.ID, next.UTC())
 	return err
+}
+
+// planRows plans rows in three statements: the inactive ones lose their
+// next_run_at, the invalid ones are explained, the others get their first
+// fire time (an explicit next_run_at, set with the insert or edit, is
+// honoured).
+func (s *Scheduler) planRows(ctx context.Context, tx pgx.Tx, todo []row, now time.Time) ([]firing, error) {
+	var inactive, ids []int64
+	var nexts []time.Time
+	var invalid []firing
+	for _, r := range todo {
+		if !r.IsActive {
+			inactive = append(inactive, r.ID)
+			continue
+		}
+		sched, _, err := s.compile(r)
+		if err != nil {
+			invalid = append(invalid, firing{row: r, invalid: "not scheduled: " + err.Error()})
+			continue
+		}
+		next := r.NextRunAt
+		if next == nil {
+			next = new(firstFire(sched, r, now))
+		}
+		ids, nexts = append(ids, r.ID), append(nexts, next.UTC())
+	}
+	if len(inactive) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE scheduled_jobs SET next_run_at = NULL, needs_plan = false WHERE id = ANY($1)`, inactive); err != nil {
+			return nil, fmt.Errorf("plan inactive rows: %w", err)
+		}
+	}
+	if err := explainInvalid(ctx, tx, invalid); err != nil {
+		return nil, err
+	}
+	if len(ids) > 0 {
+		_, err := tx.Exec(ctx, `UPDATE scheduled_jobs s SET next_run_at = x.next, needs_plan = false, schedule_error = NULL,
+				last_run_message = CASE WHEN s.last_run_message = s.schedule_error THEN NULL ELSE s.last_run_message END
+			FROM unnest($1::bigint[], $2::timestamp[]) AS x(id, next) WHERE s.id = x.id`, ids, nexts)
+		if err != nil {
+			return nil, fmt.Errorf("plan rows: %w", err)
+		}
+	}
+	return invalid, nil
 }
 
 // firstFire is a row's first fire time: the next cron tick, or for an
@@ -81,19 +131,6 @@ func firstFire(sched schedule.Schedule, r row, now time.Time) time.Time {
 		return now
 	}
 	return sched.Next(now)
-}
-
-// markInvalid stops scheduling a row and says why, where admins look.
-func (s *Scheduler) markInvalid(ctx context.Context, tx pgx.Tx, r row, cause error) error {
-	msg := "not scheduled: " + cause.Error()
-	s.count(func(st *Stats) { st.Invalid++ })
-	if r.ScheduleError == nil || *r.ScheduleError != msg {
-		s.logger.WarnContext(ctx, "scheduled job cannot be scheduled", slog.Int64("scheduled_job_id", r.ID),
-			slog.String("name", r.Name), slog.String("error", msg))
-	}
-	_, err := tx.Exec(ctx, `UPDATE scheduled_jobs SET next_run_at = NULL, needs_plan = false,
-		schedule_error = $2, last_run_message = $2, updated_at = now() WHERE id = $1`, r.ID, msg)
-	return err
 }
 
 // compile checks everything about a row that can be wrong and returns its

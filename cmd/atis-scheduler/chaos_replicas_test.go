@@ -149,7 +149,7 @@ func requireNone(t *testing.T, rows []string, msg string, args ...any) {
 }
 
 // instancePID reads the pid out of an instance id (host_pid_suffix).
-var instancePID = regexp.MustCompile(`_(\d+)_[0-9a-f]{4}$`)
+var instancePID = regexp.MustCompile(`_(\d+)_[0-9a-f]+$`)
 
 // deadOwners lists running river jobs whose last attempt's process is gone.
 func deadOwners(t *testing.T, pool *pgxpool.Pool) []string {

@@ -20,6 +20,7 @@ import (
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
 	"github.com/atis-edu/atis-scheduler/internal/schedtest"
+	"github.com/atis-edu/atis-scheduler/internal/settings/settingstest"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -131,11 +132,7 @@ func TestHTTPRequestFromConfig(t *testing.T) {
 	const secret = "cfg-SECRET-value"
 	encrypt := func(t *testing.T, plain string, key laravelcrypt.Key) string {
 		t.Helper()
-		payload, err := laravelcrypt.EncryptString([]byte(plain), key)
-		require.NoError(t, err)
-		out, err := json.Marshal(payload)
-		require.NoError(t, err)
-		return string(out)
+		return string(settingstest.Encrypted(t, plain, key))
 	}
 	tests := []struct {
 		name      string

@@ -11,6 +11,7 @@ import (
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
 	"github.com/atis-edu/atis-scheduler/internal/settings"
+	"github.com/atis-edu/atis-scheduler/internal/settings/settingstest"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -24,11 +25,7 @@ var (
 // payload of plain.
 func encrypted(t *testing.T, plain string) json.RawMessage {
 	t.Helper()
-	payload, err := laravelcrypt.EncryptString([]byte(plain), appKey)
-	require.NoError(t, err)
-	out, err := json.Marshal(payload)
-	require.NoError(t, err)
-	return out
+	return settingstest.Encrypted(t, plain, appKey)
 }
 
 func TestDecode(t *testing.T) {

@@ -2,7 +2,6 @@ package licenses_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
+	"github.com/atis-edu/atis-scheduler/internal/settings/settingstest"
 	"github.com/atis-edu/atis-scheduler/workers/licenses"
 )
 
@@ -18,11 +18,7 @@ var appKey = laravelcrypt.Key("0123456789abcdef0123456789abcdef")
 // encrypted is the config_value the web app writes for an encrypted row.
 func encrypted(t *testing.T, plain string) string {
 	t.Helper()
-	payload, err := laravelcrypt.EncryptString([]byte(plain), appKey)
-	require.NoError(t, err)
-	out, err := json.Marshal(payload)
-	require.NoError(t, err)
-	return string(out)
+	return string(settingstest.Encrypted(t, plain, appKey))
 }
 
 // TestEncryptedConfig: encrypted warning days (a json row, and an array row

@@ -3,6 +3,7 @@ package integrations
 import (
 	"encoding/base64"
 	"encoding/json"
+	"net/url"
 	"strings"
 )
 
@@ -11,9 +12,10 @@ import (
 const minSecretLen = 6
 
 // secretValues lists the strings an integration's credentials hold, and
-// the forms a request carries them in (basic auth's base64 of
-// user:password), so that whatever a provider echoes back of them can be
-// cut from messages before they are stored or logged.
+// the forms a request carries them in (URL-escaped in a path or query;
+// basic auth's base64 of user:password), so that whatever a provider
+// echoes back of them can be cut from messages before they are stored or
+// logged.
 func secretValues(credentials json.RawMessage) []string {
 	var v any
 	if json.Unmarshal(credentials, &v) != nil {
@@ -26,6 +28,11 @@ func secretValues(credentials json.RawMessage) []string {
 		case string:
 			if len(v) >= minSecretLen {
 				out = append(out, v)
+				for _, form := range []string{url.PathEscape(v), url.QueryEscape(v)} {
+					if form != v {
+						out = append(out, form)
+					}
+				}
 			}
 		case map[string]any:
 			for _, x := range v {
@@ -52,6 +59,12 @@ func redactSecrets(s string, secrets []string) string {
 		s = strings.ReplaceAll(s, secret, "[redacted]")
 	}
 	return s
+}
+
+// RedactCredentials cuts from s every value of credentials (see
+// secretValues): for messages written outside a sync (deliveries).
+func RedactCredentials(s string, credentials json.RawMessage) string {
+	return redactSecrets(s, secretValues(credentials))
 }
 
 // headerValues lists the values of the headers a config sends with every

@@ -184,7 +184,7 @@ func (d *Dispatcher) serve(ctx context.Context, t target) (IntegrationResult, er
 	if err != nil {
 		// Nothing is queued for a misconfigured integration: once fixed, it
 		// sends what has come since it was created.
-		r.Error = redact(err.Error(), t.Credentials)
+		r.Error = integrations.RedactCredentials(err.Error(), t.Credentials)
 		return r, d.configFailed(ctx, t, start, &r)
 	}
 	if r.Queued, err = d.queue(ctx, t, settings); err != nil {

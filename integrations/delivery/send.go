@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/atis-edu/atis-scheduler/integrations"
 )
 
 // recordTimeout bounds each write that records what a send did: it runs
@@ -45,7 +47,7 @@ func (d *Dispatcher) send(ctx context.Context, t target, p Provider, s Settings,
 			r.Delivered += len(g)
 			continue
 		}
-		msg := redact(err.Error(), t.Credentials)
+		msg := integrations.RedactCredentials(err.Error(), t.Credentials)
 		if r.Error == "" {
 			r.Error = msg
 		}

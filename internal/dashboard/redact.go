@@ -3,9 +3,7 @@ package dashboard
 import (
 	"bytes"
 	"encoding/json"
-	"net/url"
 	"regexp"
-	"strings"
 )
 
 // secretKey matches JSON keys whose values are never shown, whatever the
@@ -52,22 +50,18 @@ func redactValue(v any, inHeaders bool) any {
 		}
 		return t
 	case string:
-		return redactURL(t)
+		return hideURLCredentials(t)
 	}
 	return v
 }
 
-// redactURL hides the credentials of a URL (https://user:pass@host/…).
-func redactURL(s string) string {
-	if !strings.Contains(s, "://") || !strings.Contains(s, "@") {
-		return s
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = url.User("REDACTED")
-	return u.String()
+// urlCredentials matches the user:password of a URL inside free text.
+var urlCredentials = regexp.MustCompile(`(://)[^/\s@]+@`)
+
+// hideURLCredentials shows every URL in s as https://REDACTED@host/…: a
+// JSON value that is a URL and a message that holds one alike.
+func hideURLCredentials(s string) string {
+	return urlCredentials.ReplaceAllString(s, "${1}REDACTED@")
 }
 
 func isConfigRef(v any) bool {

@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 )
@@ -149,14 +148,11 @@ func duration(v any) string {
 	return fmt.Sprintf("%ds", s)
 }
 
-// urlCredentials matches the user:password of a URL inside free text.
-var urlCredentials = regexp.MustCompile(`(://)[^/\s@]+@`)
-
 // scrub shows a message (an error, a trace) with any URL's credentials
 // hidden: a class should never have written them, but a page must not show
 // them if one did.
 func scrub(v any) string {
-	return urlCredentials.ReplaceAllString(fmt.Sprint(deref(v)), "${1}REDACTED@")
+	return hideURLCredentials(fmt.Sprint(deref(v)))
 }
 
 // deref shows a nullable column, or a dash.

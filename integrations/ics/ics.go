@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 	"time"
@@ -133,15 +132,14 @@ func download(ctx context.Context, cfg Config, req integrations.FetchRequest) ([
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, cfg.MaxBytes+1))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("page 1: reading the feed: %s", pull.Describe(err, timeout, cfg.URL))
-	}
-	if int64(len(body)) > cfg.MaxBytes {
+	body, err := client.Read(resp, cfg.MaxBytes, cfg.URL)
+	switch {
+	case errors.Is(err, pull.ErrTooLarge):
 		return nil, fmt.Errorf("page 1: the feed is larger than max_bytes (%d bytes)", cfg.MaxBytes)
+	case err != nil && ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		return nil, fmt.Errorf("page 1: reading the feed: %w", err)
 	}
 	return body, nil
 }

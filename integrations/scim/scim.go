@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -122,7 +121,7 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 	timeout := time.Duration(cmp.Or(cfg.TimeoutSeconds, int(DefaultTimeout/time.Second))) * time.Second
 	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: base, AllowedOrigins: cfg.AllowedOrigins, Credentials: creds,
 		Accept: "application/scim+json, application/json", Timeout: timeout, MaxRetries: *cmp.Or(cfg.MaxRetries, new(pull.DefaultMaxRetries))})
-	l := &lister{cfg: cfg, client: client, base: base, timeout: timeout}
+	l := &lister{cfg: cfg, client: client, base: base}
 	if req.Incremental {
 		l.filter = fmt.Sprintf("meta.lastModified gt %q", req.Since.UTC().Format(time.RFC3339))
 	}
@@ -135,12 +134,11 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 }
 
 type lister struct {
-	cfg     Config
-	client  *pull.Client
-	base    *url.URL
-	filter  string
-	timeout time.Duration
-	page    int // the sync's page number, across resource types
+	cfg    Config
+	client *pull.Client
+	base   *url.URL
+	filter string
+	page   int // the sync's page number, across resource types
 }
 
 // list reads every page of one resource type: startIndex is 1-based and
@@ -188,15 +186,14 @@ func (l *lister) get(ctx context.Context, resource string, start int) ([]byte, e
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.Contains(ct, "json") {
 		return nil, fmt.Errorf("page %d: %s: the server answered %q, not application/scim+json", l.page, resource, ct)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, l.cfg.MaxPageBytes+1))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("page %d: %s: reading the body: %s", l.page, resource, pull.Describe(err, l.timeout, u.String()))
-	}
-	if int64(len(body)) > l.cfg.MaxPageBytes {
+	body, err := l.client.Read(resp, l.cfg.MaxPageBytes, u.String())
+	switch {
+	case errors.Is(err, pull.ErrTooLarge):
 		return nil, fmt.Errorf("page %d: %s: the body is larger than max_page_bytes (%d bytes)", l.page, resource, l.cfg.MaxPageBytes)
+	case err != nil && ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		return nil, fmt.Errorf("page %d: %s: reading the body: %w", l.page, resource, err)
 	}
 	return body, nil
 }
@@ -206,12 +203,12 @@ func (l *lister) get(ctx context.Context, resource string, start int) ([]byte, e
 func (l *lister) parse(body []byte, resource string, start int) (integrations.Page, int, int, error) {
 	p := integrations.Page{Number: l.page, Bytes: int64(len(body))}
 	if !gjson.ValidBytes(body) {
-		return p, 0, 0, fmt.Errorf("page %d: %s: malformed JSON (%s)", l.page, resource, preview(body))
+		return p, 0, 0, fmt.Errorf("page %d: %s: malformed JSON (%s)", l.page, resource, pull.Preview(body))
 	}
 	doc := gjson.ParseBytes(body)
 	total := doc.Get("totalResults")
 	if total.Type != gjson.Number {
-		return p, 0, 0, fmt.Errorf("page %d: %s: not a SCIM ListResponse: no totalResults (%s)", l.page, resource, preview(body))
+		return p, 0, 0, fmt.Errorf("page %d: %s: not a SCIM ListResponse: no totalResults (%s)", l.page, resource, pull.Preview(body))
 	}
 	if got := doc.Get("startIndex"); got.Exists() && got.Int() != int64(start) && len(doc.Get("Resources").Array()) > 0 {
 		return p, 0, 0, fmt.Errorf("page %d: %s: asked for startIndex %d, the server answered startIndex %d: it does not page", l.page, resource, start, got.Int())
@@ -221,9 +218,9 @@ func (l *lister) parse(body []byte, resource string, start int) (integrations.Pa
 		id := item.Get("id")
 		switch {
 		case !item.IsObject():
-			p.Invalid = append(p.Invalid, fmt.Sprintf("%s resource %d: not an object: %s", resource, start+i, preview([]byte(item.Raw))))
+			p.Invalid = append(p.Invalid, fmt.Sprintf("%s resource %d: not an object: %s", resource, start+i, pull.Preview([]byte(item.Raw))))
 		case id.Type != gjson.String || id.String() == "":
-			p.Invalid = append(p.Invalid, fmt.Sprintf("%s resource %d: no \"id\": %s", resource, start+i, preview([]byte(item.Raw))))
+			p.Invalid = append(p.Invalid, fmt.Sprintf("%s resource %d: no \"id\": %s", resource, start+i, pull.Preview([]byte(item.Raw))))
 		default:
 			p.Records = append(p.Records, integrations.Record{ExternalID: externalID(resource, id.String()), Payload: json.RawMessage(item.Raw)})
 		}
@@ -238,12 +235,4 @@ func externalID(resource, id string) string {
 		return Groups + "/" + id
 	}
 	return id
-}
-
-func preview(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 80 {
-		return fmt.Sprintf("%q…", s[:80])
-	}
-	return fmt.Sprintf("%q", s)
 }

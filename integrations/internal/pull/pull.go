@@ -5,10 +5,12 @@
 package pull
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -194,6 +196,51 @@ func Describe(err error, timeout time.Duration, target string) string {
 	default:
 		return workers.RedactError(err, target)
 	}
+}
+
+// ErrTooLarge is Client.Read's error for a body larger than its limit.
+var ErrTooLarge = errors.New("pull: the body is larger than the limit")
+
+// Read reads resp's body, at most limit bytes, into a buffer sized once
+// when the length is announced (io.ReadAll's growth would hold about twice
+// the body at its peak). A body larger than limit is ErrTooLarge, unread
+// when Content-Length says so up front; a failed read is described as
+// Describe does, target being the URL asked for (the caller returns ctx's
+// error instead when ctx has ended).
+func (c *Client) Read(resp *http.Response, limit int64, target string) ([]byte, error) {
+	if resp.ContentLength > limit {
+		return nil, ErrTooLarge
+	}
+	body, err := readBody(resp, limit+1)
+	switch {
+	case err != nil:
+		return nil, errors.New(Describe(err, c.opts.Timeout, target))
+	case int64(len(body)) > limit:
+		return nil, ErrTooLarge
+	}
+	return body, nil
+}
+
+// readBody reads at most limit bytes of resp's body.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	if resp.ContentLength < 0 {
+		return io.ReadAll(io.LimitReader(resp.Body, limit))
+	}
+	buf := make([]byte, min(resp.ContentLength+1, limit))
+	n, err := io.ReadFull(resp.Body, buf)
+	if errors.Is(err, io.ErrUnexpectedEOF) && int64(n) == resp.ContentLength {
+		err = nil // the announced length, all of it
+	}
+	return buf[:n], err
+}
+
+// Preview quotes the start of b, trimmed, for a message about it.
+func Preview(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > 80 {
+		return fmt.Sprintf("%q…", b[:80])
+	}
+	return fmt.Sprintf("%q", b)
 }
 
 // checkRetry is retryablehttp's default policy, except that a wait for the

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -106,7 +105,7 @@ type target struct {
 	Config      json.RawMessage
 	Institution *int64
 	SystemWide  bool
-	RateLimit   *int32
+	RateLimit   int // api_rate_limit per minute; 0: none
 }
 
 // Run queues the new matching notifications of every delivery integration
@@ -156,7 +155,7 @@ func (d *Dispatcher) targets(ctx context.Context) ([]target, error) {
 		names = append(names, n)
 	}
 	rows, err := d.Pool.Query(ctx, `SELECT id, name, integration_type, provider, coalesce(credentials, '{}'), coalesce(config, '{}'),
-			institution_id, coalesce(is_system_wide, false), api_rate_limit
+			institution_id, coalesce(is_system_wide, false), coalesce(api_rate_limit, 0)
 		FROM integrations WHERE coalesce(is_enabled, false) AND provider = ANY($1) ORDER BY id`, names)
 	if err != nil {
 		return nil, fmt.Errorf("list delivery integrations: %w", err)
@@ -266,20 +265,14 @@ func (d *Dispatcher) claim(ctx context.Context, integrationID int64) ([]claimed,
 // parseIDs reads target_institutions: numbers or numeric strings; anything
 // else is left out.
 func parseIDs(raw json.RawMessage) []int64 {
-	var items []FlexInt
-	if json.Unmarshal(raw, &items) != nil {
-		var loose []json.RawMessage
-		_ = json.Unmarshal(raw, &loose)
-		for _, l := range loose {
-			var f FlexInt
-			if json.Unmarshal(l, &f) == nil {
-				items = append(items, f)
-			}
-		}
-	}
+	var items []json.RawMessage
+	_ = json.Unmarshal(raw, &items)
 	out := make([]int64, 0, len(items))
-	for _, f := range items {
-		out = append(out, int64(f))
+	for _, item := range items {
+		var f FlexInt
+		if json.Unmarshal(item, &f) == nil {
+			out = append(out, int64(f))
+		}
 	}
 	return out
 }
@@ -290,5 +283,3 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -22,7 +22,7 @@ const recordTimeout = 10 * time.Second
 // that a retry may fix, the rest are released unsent for a later run: a
 // receiver that is down costs one timeout per run, not one per message.
 func (d *Dispatcher) send(ctx context.Context, t target, p Provider, s Settings, cs []claimed, r *IntegrationResult) {
-	perMinute := int(deref(t.RateLimit))
+	perMinute := t.RateLimit
 	base := Request{IntegrationID: t.ID, IntegrationName: t.Name, Config: t.Config, Credentials: t.Credentials,
 		Client: d.Engine.HTTPClient(t.ID, perMinute),
 		Wait:   func(ctx context.Context) error { return d.Engine.WaitTurn(ctx, t.ID, perMinute) }}
@@ -169,12 +169,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-func deref[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }

@@ -28,8 +28,8 @@ func (d *Dispatcher) writeLog(ctx context.Context, t target, start time.Time, r 
 		"released": r.Released, "queued": r.Queued, "duration_ms": time.Since(start).Milliseconds()})
 	err := d.Pool.QueryRow(ctx, `INSERT INTO integration_sync_logs (integration_id, sync_type, start_time, end_time, status,
 			records_processed, records_created, records_updated, records_failed, error_message, sync_summary, created_at, updated_at)
-		VALUES ($1, 'export', $2, $3, $4, $5, $6, 0, $7, nullif($8, ''), $9, $3, $3) RETURNING id`,
-		t.ID, start, time.Now(), status, r.Claimed, r.Delivered, r.Failed, truncate(r.Error, 2000), summary).Scan(&r.SyncLogID)
+		VALUES ($1, $10, $2, $3, $4, $5, $6, 0, $7, nullif($8, ''), $9, $3, $3) RETURNING id`,
+		t.ID, start, time.Now(), status, r.Claimed, r.Delivered, r.Failed, truncate(r.Error, 2000), summary, SyncExport).Scan(&r.SyncLogID)
 	if err != nil {
 		return fmt.Errorf("write export log of integration %d: %w", t.ID, err)
 	}
@@ -41,7 +41,7 @@ func (d *Dispatcher) writeLog(ctx context.Context, t target, start time.Time, r 
 func (d *Dispatcher) configFailed(ctx context.Context, t target, start time.Time, r *IntegrationResult) error {
 	var last string
 	err := d.Pool.QueryRow(ctx, `SELECT coalesce(error_message, '') FROM integration_sync_logs
-		WHERE integration_id = $1 AND sync_type = 'export' ORDER BY id DESC LIMIT 1`, t.ID).Scan(&last)
+		WHERE integration_id = $1 AND sync_type = $2 ORDER BY id DESC LIMIT 1`, t.ID, SyncExport).Scan(&last)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("read export log of integration %d: %w", t.ID, err)
 	}

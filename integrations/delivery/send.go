@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"github.com/atis-edu/atis-scheduler/integrations"
 )
@@ -137,7 +138,7 @@ func (d *Dispatcher) markFailed(ctx context.Context, g []claimed, msg string, pe
 			WHERE d.id = c.id AND d.attempts = c.attempt AND d.status = 'sending'
 			RETURNING d.status)
 		SELECT count(*) FILTER (WHERE status = 'failed') FROM marked`,
-		ids, attempts, truncate(msg, 2000), permanent, maxAttempts, float64(backoffMax.Milliseconds()), float64(backoffBase.Milliseconds())).
+		ids, attempts, truncate(msg), permanent, maxAttempts, float64(backoffMax.Milliseconds()), float64(backoffBase.Milliseconds())).
 		Scan(&gaveUp)
 	if err != nil {
 		return 0, fmt.Errorf("mark %d deliveries failed: %w", len(g), err)
@@ -164,9 +165,20 @@ func (d *Dispatcher) release(ctx context.Context, g, failed []claimed) error {
 	return nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
+// maxErrorLen is the most bytes of an error kept in last_error and
+// integration_sync_logs.error_message.
+const maxErrorLen = 2000
+
+// truncate cuts an error to maxErrorLen bytes at a character boundary:
+// PostgreSQL refuses text that ends inside a UTF-8 sequence, and then the
+// outcome of a send would go unrecorded.
+func truncate(s string) string {
+	if len(s) <= maxErrorLen {
 		return s
 	}
-	return s[:n] + "…"
+	cut := maxErrorLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

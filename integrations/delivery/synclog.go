@@ -29,7 +29,7 @@ func (d *Dispatcher) writeLog(ctx context.Context, t target, start time.Time, r 
 	err := d.Pool.QueryRow(ctx, `INSERT INTO integration_sync_logs (integration_id, sync_type, start_time, end_time, status,
 			records_processed, records_created, records_updated, records_failed, error_message, sync_summary, created_at, updated_at)
 		VALUES ($1, $10, $2, $3, $4, $5, $6, 0, $7, nullif($8, ''), $9, $3, $3) RETURNING id`,
-		t.ID, start, time.Now(), status, r.Claimed, r.Delivered, r.Failed, truncate(r.Error, 2000), summary, SyncExport).Scan(&r.SyncLogID)
+		t.ID, start, time.Now(), status, r.Claimed, r.Delivered, r.Failed, truncate(r.Error), summary, SyncExport).Scan(&r.SyncLogID)
 	if err != nil {
 		return fmt.Errorf("write export log of integration %d: %w", t.ID, err)
 	}
@@ -45,7 +45,7 @@ func (d *Dispatcher) configFailed(ctx context.Context, t target, start time.Time
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("read export log of integration %d: %w", t.ID, err)
 	}
-	if last == truncate(r.Error, 2000) {
+	if last == truncate(r.Error) {
 		return nil
 	}
 	return d.writeLog(ctx, t, start, r)

@@ -151,6 +151,9 @@ func TestRecorder(t *testing.T) {
 		}, "the failed first attempt waits for its retry")
 		wait := scalar[float64](t, b.pool, "SELECT extract(epoch FROM scheduled_at - now()) FROM river_job")
 		require.InDelta(t, 7*60, wait, 10)
+		// River's completer and the Recorder's buffer each write within
+		// their own flush: wait for ours.
+		eventually(t, func() bool { return len(jobLogs(t, b, id)) == 2 }, "the attempt's end is recorded")
 		logs := jobLogs(t, b, id)
 		require.Len(t, logs, 2)
 		require.Equal(t, "failed", logs[0].Status)

@@ -28,46 +28,20 @@ const (
 func (s *Scheduler) enqueueDue(ctx context.Context, paused []string, backoff []int64) (fired, enqueued int, more bool, err error) {
 	now := s.cfg.Now().UTC()
 	err = inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+rowColumns+` FROM scheduled_jobs
-			WHERE is_active AND NOT needs_plan AND next_run_at <= $1
-			  AND NOT (job_class = ANY($2)) AND NOT (id = ANY($3))
-			ORDER BY next_run_at LIMIT $4 FOR UPDATE SKIP LOCKED`, now, paused, backoff, s.cfg.BatchSize)
+		var due []row
+		due, more, err = s.claim(ctx, tx, `is_active AND NOT needs_plan AND next_run_at <= $2
+			AND NOT (job_class = ANY($3)) AND NOT (id = ANY($4)) ORDER BY next_run_at`, now, paused, backoff)
 		if err != nil {
 			return err
 		}
-		due, err := pgx.CollectRows(rows, scanRow)
-		if err != nil {
-			return err
-		}
-		more = len(due) == s.cfg.BatchSize
 		if err := s.fault("claimed"); err != nil {
 			return err
 		}
 		if len(due) == 0 {
 			return nil
 		}
-		if enqueued, err = s.fireInSavepoint(ctx, tx, due, now); err == nil {
-			fired = len(due)
-			return s.fault("before_commit")
-		}
-		if ctx.Err() != nil {
-			return ctx.Err() // a stop: nothing of the batch is enqueued, all of it waits
-		}
-		if len(due) > 1 {
-			s.logger.WarnContext(ctx, "batch enqueue failed; enqueueing its rows one by one",
-				slog.Int("rows", len(due)), slog.String("error", err.Error()))
-		}
-		for _, r := range due {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			n, err := s.fireInSavepoint(ctx, tx, []row{r}, now)
-			if err != nil {
-				s.failed(ctx, r, "enqueue", err)
-				continue
-			}
-			fired++
-			enqueued += n
+		if fired, enqueued, err = s.inBatch(ctx, tx, due, now, "enqueue", s.fire); err != nil {
+			return err
 		}
 		return s.fault("before_commit")
 	})
@@ -78,12 +52,48 @@ func (s *Scheduler) enqueueDue(ctx context.Context, paused []string, backoff []i
 	return fired, enqueued, more, nil
 }
 
-func (s *Scheduler) fireInSavepoint(ctx context.Context, tx pgx.Tx, due []row, now time.Time) (int, error) {
+// batchFunc handles rows in tx: it returns how many runs it enqueued and
+// what each row did, to observe once committed.
+type batchFunc func(ctx context.Context, tx pgx.Tx, rows []row, now time.Time) (int, []firing, error)
+
+// inBatch applies do to rows as one batch in a savepoint. If the batch
+// fails (but not by a stop, which leaves every row for the next cycle), it
+// applies do to each row in a savepoint of its own, so that one bad row
+// cannot hold up the others; a row that fails alone is put aside for a
+// while (step names what failed). It returns how many rows were handled and
+// how many runs do enqueued.
+func (s *Scheduler) inBatch(ctx context.Context, tx pgx.Tx, rows []row, now time.Time, step string, do batchFunc) (handled, enqueued int, err error) {
+	n, err := s.inSavepoint(ctx, tx, rows, now, do)
+	switch {
+	case err == nil:
+		return len(rows), n, nil
+	case ctx.Err() != nil:
+		return 0, 0, ctx.Err()
+	case len(rows) > 1:
+		s.logger.WarnContext(ctx, "batch "+step+" failed; its rows go one by one",
+			slog.Int("rows", len(rows)), slog.String("error", err.Error()))
+	}
+	for _, r := range rows {
+		if ctx.Err() != nil {
+			return 0, 0, ctx.Err()
+		}
+		n, err := s.inSavepoint(ctx, tx, []row{r}, now, do)
+		if err != nil {
+			s.failed(ctx, r, step, err)
+			continue
+		}
+		handled++
+		enqueued += n
+	}
+	return handled, enqueued, nil
+}
+
+func (s *Scheduler) inSavepoint(ctx context.Context, tx pgx.Tx, rows []row, now time.Time, do batchFunc) (int, error) {
 	var n int
 	var done []firing
 	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
 		var err error
-		n, done, err = s.fire(ctx, sp, due, now)
+		n, done, err = do(ctx, sp, rows, now)
 		return err
 	})
 	if err != nil {
@@ -96,7 +106,7 @@ func (s *Scheduler) fireInSavepoint(ctx context.Context, tx pgx.Tx, due []row, n
 // firing is what one due row does in a cycle.
 type firing struct {
 	row     row
-	class   string // canonical class name, for metrics
+	class   workers.Class
 	invalid string // why the row cannot be scheduled, if it cannot
 	runs    []time.Time
 	lags    []time.Duration
@@ -109,7 +119,6 @@ type firing struct {
 // rows, and advances the rows: a few statements whatever the number of rows.
 func (s *Scheduler) fire(ctx context.Context, tx pgx.Tx, due []row, now time.Time) (int, []firing, error) {
 	firings := make([]firing, len(due))
-	classes := make([]workers.Class, len(due))
 	var ids []int64
 	for i, r := range due {
 		firings[i].row = r
@@ -118,8 +127,8 @@ func (s *Scheduler) fire(ctx context.Context, tx pgx.Tx, due []row, now time.Tim
 			firings[i].invalid = "not scheduled: " + err.Error()
 			continue
 		}
-		classes[i], firings[i].class = class, class.Name()
-		firings[i].plan = planFire(s.cfg, sched, r, now)
+		ticks, lastDue, next, missed := dueTicks(sched, *r.NextRunAt, r.Misfire, now, s.cfg.RunAllCap, s.cfg.MisfireGrace)
+		firings[i].class, firings[i].plan = class, firePlan{ticks: ticks, lastDue: lastDue, next: next, missed: missed}
 		ids = append(ids, r.ID)
 	}
 	if err := s.fault("validated"); err != nil {
@@ -141,7 +150,7 @@ func (s *Scheduler) fire(ctx context.Context, tx pgx.Tx, due []row, now time.Tim
 		u := unfinished[f.row.ID]
 		f.runs, f.plan.overlapped = overlapFilter(f.row.Overlap, f.plan.ticks, u.running, u.waiting)
 		for _, tick := range f.runs {
-			runs = append(runs, s.newRun(f.row, classes[i], tick, nil))
+			runs = append(runs, s.newRun(f.row, f.class, tick, nil))
 			f.lags = append(f.lags, now.Sub(tick))
 		}
 	}
@@ -230,14 +239,15 @@ func (s *Scheduler) observe(ctx context.Context, firings []firing) {
 			}
 			continue
 		}
+		class := f.class.Name()
 		for _, lag := range f.lags {
-			s.cfg.Observer.RunEnqueued(f.class, lag)
+			s.cfg.Observer.RunEnqueued(class, lag)
 		}
 		if f.plan.overlapped > 0 {
-			s.cfg.Observer.TicksSkipped(f.class, "overlap", f.plan.overlapped)
+			s.cfg.Observer.TicksSkipped(class, "overlap", f.plan.overlapped)
 		}
 		if f.plan.missed > 0 {
-			s.cfg.Observer.TicksSkipped(f.class, "misfire", f.plan.missed)
+			s.cfg.Observer.TicksSkipped(class, "misfire", f.plan.missed)
 		}
 		if n := f.skipped(); n > 0 {
 			skipped += int64(n)
@@ -305,12 +315,6 @@ type firePlan struct {
 	overlapped int         // ticks the overlap policy drops
 }
 
-// planFire applies a due row's misfire policy to its ticks up to now.
-func planFire(cfg Config, sched schedule.Schedule, r row, now time.Time) firePlan {
-	ticks, lastDue, next, missed := dueTicks(sched, *r.NextRunAt, r.Misfire, now, cfg.RunAllCap, cfg.MisfireGrace)
-	return firePlan{ticks: ticks, lastDue: lastDue, next: next, missed: missed}
-}
-
 // overlapFilter keeps the ticks that the overlap policy lets run beside
 // running and waiting unfinished runs, and counts the others.
 func overlapFilter(policy string, ticks []time.Time, running, waiting int) (run []time.Time, dropped int) {
@@ -329,6 +333,14 @@ func overlapFilter(policy string, ticks []time.Time, running, waiting int) (run 
 type unfinishedRuns struct{ running, waiting int }
 
 // countUnfinished counts, in one query, the unfinished runs of schedules.
+//
+// A run is unfinished while its latest job_logs row is queued or
+// processing: the Recorder keeps that true within its flush interval (a
+// retry's next attempt is queued as the failed one closes; the start of a
+// skip or queue_one run is written at once), and the Reconciler repairs it
+// against River after a crash. Counting from job_logs, through a partial
+// index of the few unfinished rows, costs the same however long River's job
+// table grows; River's own args lookup scanned it.
 func countUnfinished(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]unfinishedRuns, error) {
 	out := map[int64]unfinishedRuns{}
 	if len(ids) == 0 {

@@ -3,7 +3,6 @@ package scheduler
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -16,48 +15,20 @@ import (
 
 // plan computes next_run_at for rows that were inserted or whose schedule
 // changed, and explains the rows that cannot be scheduled: a batch with a
-// few set-based statements. If the batch fails, its rows are planned one by
-// one, each in a savepoint of its own: a row whose write fails (a trigger or
-// constraint of someone else's, a row lock timeout) is put aside for a while
-// and the others are planned.
+// few set-based statements, or its rows one by one when it fails (inBatch).
 func (s *Scheduler) plan(ctx context.Context, backoff []int64) (planned int, more bool, err error) {
 	now := s.cfg.Now().UTC()
 	err = inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+rowColumns+` FROM scheduled_jobs WHERE needs_plan AND NOT (id = ANY($2))
-			ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, s.cfg.BatchSize, backoff)
+		var todo []row
+		todo, more, err = s.claim(ctx, tx, `needs_plan AND NOT (id = ANY($2)) ORDER BY id`, backoff)
 		if err != nil {
 			return err
 		}
-		todo, err := pgx.CollectRows(rows, scanRow)
-		if err != nil {
-			return err
-		}
-		more = len(todo) == s.cfg.BatchSize
 		if len(todo) == 0 {
 			return nil
 		}
-		if err = s.planInSavepoint(ctx, tx, todo, now); err == nil {
-			planned = len(todo)
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err() // a stop: the whole batch waits for the next start
-		}
-		if len(todo) > 1 {
-			s.logger.WarnContext(ctx, "batch plan failed; planning its rows one by one",
-				slog.Int("rows", len(todo)), slog.String("error", err.Error()))
-		}
-		for _, r := range todo {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err := s.planInSavepoint(ctx, tx, []row{r}, now); err != nil {
-				s.failed(ctx, r, "plan", err)
-				continue
-			}
-			planned++
-		}
-		return nil
+		planned, _, err = s.inBatch(ctx, tx, todo, now, "plan", s.planRows)
+		return err
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("plan schedules: %w", err)
@@ -65,24 +36,11 @@ func (s *Scheduler) plan(ctx context.Context, backoff []int64) (planned int, mor
 	return planned, more, nil
 }
 
-func (s *Scheduler) planInSavepoint(ctx context.Context, tx pgx.Tx, todo []row, now time.Time) error {
-	var firings []firing
-	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-		var err error
-		firings, err = s.planRows(ctx, sp, todo, now)
-		return err
-	})
-	if err == nil {
-		s.observe(ctx, firings) // the invalid rows' log lines, once committed
-	}
-	return err
-}
-
 // planRows plans rows in three statements: the inactive ones lose their
 // next_run_at, the invalid ones are explained, the others get their first
 // fire time (an explicit next_run_at, set with the insert or edit, is
-// honoured).
-func (s *Scheduler) planRows(ctx context.Context, tx pgx.Tx, todo []row, now time.Time) ([]firing, error) {
+// honoured). It enqueues nothing; it returns the invalid rows to observe.
+func (s *Scheduler) planRows(ctx context.Context, tx pgx.Tx, todo []row, now time.Time) (int, []firing, error) {
 	var inactive, ids []int64
 	var nexts []time.Time
 	var invalid []firing
@@ -104,21 +62,21 @@ func (s *Scheduler) planRows(ctx context.Context, tx pgx.Tx, todo []row, now tim
 	}
 	if len(inactive) > 0 {
 		if _, err := tx.Exec(ctx, `UPDATE scheduled_jobs SET next_run_at = NULL, needs_plan = false WHERE id = ANY($1)`, inactive); err != nil {
-			return nil, fmt.Errorf("plan inactive rows: %w", err)
+			return 0, nil, fmt.Errorf("plan inactive rows: %w", err)
 		}
 	}
 	if err := explainInvalid(ctx, tx, invalid); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	if len(ids) > 0 {
 		_, err := tx.Exec(ctx, `UPDATE scheduled_jobs s SET next_run_at = x.next, needs_plan = false, schedule_error = NULL,
 				last_run_message = CASE WHEN s.last_run_message = s.schedule_error THEN NULL ELSE s.last_run_message END
 			FROM unnest($1::bigint[], $2::timestamp[]) AS x(id, next) WHERE s.id = x.id`, ids, nexts)
 		if err != nil {
-			return nil, fmt.Errorf("plan rows: %w", err)
+			return 0, nil, fmt.Errorf("plan rows: %w", err)
 		}
 	}
-	return invalid, nil
+	return 0, invalid, nil
 }
 
 // firstFire is a row's first fire time: the next cron tick, or for an

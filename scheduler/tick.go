@@ -9,13 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// A run is unfinished while its latest job_logs row is queued or processing:
-// the Recorder keeps that true synchronously (a retry's next attempt is
-// queued as the failed one closes), and the Reconciler repairs it against
-// River after a crash. Counting from job_logs, through a partial index of
-// the few unfinished rows, costs the same however long River's job table
-// grows; River's own args lookup scanned it.
-
 // TickResult is what one scheduling cycle did.
 type TickResult struct {
 	// Planned rows got a new next_run_at (or an error).
@@ -56,6 +49,19 @@ func scanRow(rows pgx.CollectableRow) (row, error) {
 	err := rows.Scan(&r.ID, &r.Name, &r.JobClass, &r.Parameters, &r.Cron, &r.Interval, &r.NextRunAt, &r.LastDueAt,
 		&r.Timezone, &r.Misfire, &r.Overlap, &r.MaxAttempts, &r.RetryDelay, &r.IsActive, &r.LastRunMessage, &r.ScheduleError)
 	return r, err
+}
+
+// claim locks up to BatchSize rows matching where (with its ORDER BY; its
+// parameters are args from $2 on), skipping the rows another replica holds,
+// and says whether there may be more.
+func (s *Scheduler) claim(ctx context.Context, tx pgx.Tx, where string, args ...any) (rows []row, more bool, err error) {
+	res, err := tx.Query(ctx, `SELECT `+rowColumns+` FROM scheduled_jobs WHERE `+where+`
+		LIMIT $1 FOR UPDATE SKIP LOCKED`, append([]any{s.cfg.BatchSize}, args...)...)
+	if err != nil {
+		return nil, false, err
+	}
+	rows, err = pgx.CollectRows(res, scanRow)
+	return rows, len(rows) == s.cfg.BatchSize, err
 }
 
 // Tick runs one scheduling cycle: plan the rows that need it, enqueue the

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -40,19 +39,14 @@ type licensesPage struct {
 
 func (d *Dashboard) licenses(w http.ResponseWriter, r *http.Request) {
 	now := d.cfg.Now().UTC()
-	rows, err := d.cfg.Pool.Query(r.Context(), `SELECT l.id, l.module_code, l.institution_id, l.license_type, l.status, l.expires_at,
+	list, err := query(r.Context(), d.cfg.Pool, pgx.RowToStructByPos[licenseRow], "read licenses", `SELECT l.id, l.module_code, l.institution_id, l.license_type, l.status, l.expires_at,
 			l.issued_to, right(l.license_key, 4),
 			coalesce((SELECT json_agg(json_build_object('days', w.threshold_days, 'at', w.created_at AT TIME ZONE current_setting('TimeZone')) ORDER BY w.threshold_days DESC)
 				FROM license_expiry_warnings w WHERE w.license_id = l.id AND w.expires_at = l.expires_at), '[]')
 		FROM licenses l WHERE l.expires_at >= $1 AND l.expires_at < $2 ORDER BY l.expires_at, l.id LIMIT 1000`,
 		now.Add(-licenseWindow), now.Add(licenseWindow))
 	if err != nil {
-		d.fail(w, r, fmt.Errorf("read licenses: %w", err))
-		return
-	}
-	list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[licenseRow])
-	if err != nil {
-		d.fail(w, r, fmt.Errorf("read licenses: %w", err))
+		d.fail(w, r, err)
 		return
 	}
 	p := licensesPage{Days: int(licenseWindow.Hours() / 24)}
@@ -105,17 +99,12 @@ type progressRow struct {
 func (d *Dashboard) retention(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	classes := append(d.cfg.Registry.NamesFor("log_retention"), d.cfg.Registry.NamesFor("linked_record_cleanup")...)
-	rows, err := d.cfg.Pool.Query(ctx, `SELECT river_job_id, job_class, status, start_time, end_time, error_message,
-			coalesce(result, '{}'::jsonb)
+	runs, err := query(ctx, d.cfg.Pool, pgx.RowToStructByPos[housekeepingRun], "read retention runs",
+		`SELECT river_job_id, job_class, status, start_time, end_time, error_message, coalesce(result, '{}'::jsonb)
 		FROM job_logs WHERE job_class = ANY($1) AND status IN ('completed', 'failed', 'cancelled')
 		ORDER BY id DESC LIMIT 60`, classes)
 	if err != nil {
-		d.fail(w, r, fmt.Errorf("read retention runs: %w", err))
-		return
-	}
-	runs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[housekeepingRun])
-	if err != nil {
-		d.fail(w, r, fmt.Errorf("read retention runs: %w", err))
+		d.fail(w, r, err)
 		return
 	}
 	var p retentionPage
@@ -155,12 +144,9 @@ func (d *Dashboard) retention(w http.ResponseWriter, r *http.Request) {
 	if len(p.Runs) > 10 {
 		p.Runs = p.Runs[:10]
 	}
-	rows, err = d.cfg.Pool.Query(ctx, `SELECT table_name, next_block, updated_at FROM retention_progress ORDER BY table_name`)
-	if err == nil {
-		p.Progress, err = pgx.CollectRows(rows, pgx.RowToStructByPos[progressRow])
-	}
-	if err != nil {
-		d.fail(w, r, fmt.Errorf("read retention progress: %w", err))
+	if p.Progress, err = query(ctx, d.cfg.Pool, pgx.RowToStructByPos[progressRow], "read retention progress",
+		`SELECT table_name, next_block, updated_at FROM retention_progress ORDER BY table_name`); err != nil {
+		d.fail(w, r, err)
 		return
 	}
 	d.render(w, r, "retention", "Retention and cleanup", p)

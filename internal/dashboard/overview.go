@@ -100,32 +100,16 @@ func collect(fns ...func() error) error {
 }
 
 func (d *Dashboard) instances(ctx context.Context) ([]instance, error) {
-	rows, err := d.cfg.Pool.Query(ctx, `SELECT id, hostname, pid, version, started_at, heartbeat_at
-		FROM scheduler_instances ORDER BY heartbeat_at DESC LIMIT 50`)
-	if err != nil {
-		return nil, fmt.Errorf("read scheduler instances: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[instance])
-	if err != nil {
-		return nil, fmt.Errorf("read scheduler instances: %w", err)
-	}
-	return out, nil
+	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[instance], "read scheduler instances",
+		`SELECT id, hostname, pid, version, started_at, heartbeat_at FROM scheduler_instances ORDER BY heartbeat_at DESC LIMIT 50`)
 }
 
 // queueDepth counts River's unfinished jobs by state, up to queueCap each
 // (finished jobs are River's history, not depth).
 func (d *Dashboard) queueDepth(ctx context.Context) ([]queueState, error) {
-	rows, err := d.cfg.Pool.Query(ctx, `SELECT s.state, (SELECT count(*) FROM (
+	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[queueState], "read queue depth", `SELECT s.state, (SELECT count(*) FROM (
 			SELECT 1 FROM river_job j WHERE j.state = s.state::river_job_state LIMIT $1) c)
 		FROM unnest(ARRAY['available', 'running', 'retryable', 'scheduled', 'pending']) s(state)`, queueCap)
-	if err != nil {
-		return nil, fmt.Errorf("read queue depth: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[queueState])
-	if err != nil {
-		return nil, fmt.Errorf("read queue depth: %w", err)
-	}
-	return out, nil
 }
 
 // lastDay counts the attempts that started in the last 24 hours by hour and
@@ -158,62 +142,32 @@ func (d *Dashboard) lastDay(ctx context.Context, now time.Time) (chart, error) {
 }
 
 func (d *Dashboard) failing(ctx context.Context) ([]failingSchedule, error) {
-	rows, err := d.cfg.Pool.Query(ctx, `SELECT id, name, job_class, consecutive_failures, last_run_message, last_run_at
+	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[failingSchedule], "read failing schedules",
+		`SELECT id, name, job_class, consecutive_failures, last_run_message, last_run_at
 		FROM scheduled_jobs WHERE consecutive_failures > 0
 		ORDER BY consecutive_failures DESC, last_run_at DESC NULLS LAST, id LIMIT 50`)
-	if err != nil {
-		return nil, fmt.Errorf("read failing schedules: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[failingSchedule])
-	if err != nil {
-		return nil, fmt.Errorf("read failing schedules: %w", err)
-	}
-	return out, nil
 }
 
 // longRuns lists attempts running for longer than twice their schedule's
 // previous run (and at least a minute).
 func (d *Dashboard) longRuns(ctx context.Context, now time.Time) ([]longRun, error) {
-	rows, err := d.cfg.Pool.Query(ctx, `SELECT l.river_job_id, l.scheduled_job_id, s.name, l.job_class, l.start_time, s.last_run_duration
+	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[longRun], "read long runs",
+		`SELECT l.river_job_id, l.scheduled_job_id, s.name, l.job_class, l.start_time, s.last_run_duration
 		FROM job_logs l LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
 		WHERE l.status IN ('queued', 'processing') AND l.status = 'processing' AND l.start_time IS NOT NULL
 		  AND l.river_job_id IS NOT NULL
 		  AND l.start_time < $1::timestamp - make_interval(secs => greatest(60, 2 * coalesce(s.last_run_duration, 0)))
 		ORDER BY l.start_time LIMIT 20`, now)
-	if err != nil {
-		return nil, fmt.Errorf("read long runs: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[longRun])
-	if err != nil {
-		return nil, fmt.Errorf("read long runs: %w", err)
-	}
-	return out, nil
 }
 
 func (d *Dashboard) nextFires(ctx context.Context, n int) ([]nextFire, error) {
-	rows, err := d.cfg.Pool.Query(ctx, `SELECT id, name, job_class, next_run_at FROM scheduled_jobs
-		WHERE next_run_at IS NOT NULL AND is_active ORDER BY next_run_at, id LIMIT $1`, n)
-	if err != nil {
-		return nil, fmt.Errorf("read next fire times: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[nextFire])
-	if err != nil {
-		return nil, fmt.Errorf("read next fire times: %w", err)
-	}
-	return out, nil
+	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[nextFire], "read next fire times", `SELECT id, name, job_class, next_run_at
+		FROM scheduled_jobs WHERE next_run_at IS NOT NULL AND is_active ORDER BY next_run_at, id LIMIT $1`, n)
 }
 
 // switches lists the pause switches in effect (platform.feature_flags).
 func (d *Dashboard) switches(ctx context.Context) ([]string, error) {
-	rows, err := d.cfg.Pool.Query(ctx, `SELECT key FROM platform.feature_flags
+	return query(ctx, d.cfg.Pool, pgx.RowTo[string], "read pause switches", `SELECT key FROM platform.feature_flags
 		WHERE is_enabled AND deleted_at IS NULL AND (key = 'scheduler.paused' OR key LIKE 'scheduler.paused.%')
 		ORDER BY key`)
-	if err != nil {
-		return nil, fmt.Errorf("read pause switches: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("read pause switches: %w", err)
-	}
-	return out, nil
 }

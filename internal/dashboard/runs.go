@@ -75,17 +75,9 @@ func (d *Dashboard) attempts(ctx context.Context, f runFilter, limit int) ([]att
 	if len(conds) > 0 {
 		where = "WHERE " + strings.Join(conds, " AND ")
 	}
-	rows, err := d.cfg.Pool.Query(ctx, `SELECT `+attemptColumns+` FROM job_logs l
+	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[attemptRow], "list runs", `SELECT `+attemptColumns+` FROM job_logs l
 		LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id `+where+`
 		ORDER BY l.id DESC LIMIT `+strconv.Itoa(limit), args...)
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[attemptRow])
-	if err != nil {
-		return nil, fmt.Errorf("list runs: %w", err)
-	}
-	return out, nil
 }
 
 type runsPage struct {
@@ -161,15 +153,8 @@ func (d *Dashboard) resolveSchedule(ctx context.Context, s string) ([]int64, err
 	if id, err := strconv.ParseInt(s, 10, 64); err == nil {
 		return []int64{id}, nil
 	}
-	rows, err := d.cfg.Pool.Query(ctx, `SELECT id FROM scheduled_jobs WHERE name = $1 ORDER BY id LIMIT 100`, s)
-	if err != nil {
-		return nil, fmt.Errorf("find schedule %q: %w", s, err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("find schedule %q: %w", s, err)
-	}
-	return ids, nil
+	return query(ctx, d.cfg.Pool, pgx.RowTo[int64], fmt.Sprintf("find schedule %q", s),
+		`SELECT id FROM scheduled_jobs WHERE name = $1 ORDER BY id LIMIT 100`, s)
 }
 
 type attemptDetail struct {

@@ -126,16 +126,8 @@ func (d *Dashboard) scheduleList(ctx context.Context, where string, p schedulesP
 	if strings.Contains(where, "NOT NULL") {
 		limit = 500 // invalid rows: all of them, first
 	}
-	rows, err := d.cfg.Pool.Query(ctx, `SELECT `+scheduleColumns+` FROM scheduled_jobs WHERE `+strings.Join(conds, " AND ")+
-		` ORDER BY `+key[0]+`, id LIMIT `+strconv.Itoa(limit), args...)
-	if err != nil {
-		return nil, fmt.Errorf("list schedules: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[scheduleRow])
-	if err != nil {
-		return nil, fmt.Errorf("list schedules: %w", err)
-	}
-	return out, nil
+	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[scheduleRow], "list schedules", `SELECT `+scheduleColumns+
+		` FROM scheduled_jobs WHERE `+strings.Join(conds, " AND ")+` ORDER BY `+key[0]+`, id LIMIT `+strconv.Itoa(limit), args...)
 }
 
 func likeEscape(s string) string {

@@ -18,6 +18,10 @@ import (
 // pageSize is the rows per page of the long lists.
 const pageSize = 100
 
+// invalidShown bounds the schedules that cannot run, all shown first on one
+// page.
+const invalidShown = 500
+
 type scheduleRow struct {
 	ID          int64
 	Name        string
@@ -85,10 +89,10 @@ func (d *Dashboard) schedules(w http.ResponseWriter, r *http.Request) {
 	after, afterID := q.Get("after"), q.Get("after_id")
 	var err error
 	if after == "" {
-		p.Invalid, err = d.scheduleList(r.Context(), "schedule_error IS NOT NULL", p, "", "")
+		p.Invalid, err = d.scheduleList(r.Context(), "schedule_error IS NOT NULL", invalidShown, p, "", "")
 	}
 	if err == nil {
-		p.Rows, err = d.scheduleList(r.Context(), "schedule_error IS NULL", p, after, afterID)
+		p.Rows, err = d.scheduleList(r.Context(), "schedule_error IS NULL", pageSize+1, p, after, afterID)
 	}
 	if err != nil {
 		d.fail(w, r, err)
@@ -107,9 +111,9 @@ func (d *Dashboard) schedules(w http.ResponseWriter, r *http.Request) {
 	d.render(w, r, "schedules", "Schedules", p)
 }
 
-// scheduleList reads one page of schedules matching where and the page's
+// scheduleList reads up to limit schedules matching where and the page's
 // filters, after the keyset cursor (after, afterID) when given.
-func (d *Dashboard) scheduleList(ctx context.Context, where string, p schedulesPage, after, afterID string) ([]scheduleRow, error) {
+func (d *Dashboard) scheduleList(ctx context.Context, where string, limit int, p schedulesPage, after, afterID string) ([]scheduleRow, error) {
 	key := sortKeys[p.Sort]
 	conds, args := []string{where}, []any{}
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
@@ -121,10 +125,6 @@ func (d *Dashboard) scheduleList(ctx context.Context, where string, p schedulesP
 	}
 	if id, err := strconv.ParseInt(afterID, 10, 64); err == nil && after != "" {
 		conds = append(conds, fmt.Sprintf("(%s, id) > (%s%s, %s)", key[0], arg(after), key[1], arg(id)))
-	}
-	limit := pageSize + 1
-	if strings.Contains(where, "NOT NULL") {
-		limit = 500 // invalid rows: all of them, first
 	}
 	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[scheduleRow], "list schedules", `SELECT `+scheduleColumns+
 		` FROM scheduled_jobs WHERE `+strings.Join(conds, " AND ")+` ORDER BY `+key[0]+`, id LIMIT `+strconv.Itoa(limit), args...)

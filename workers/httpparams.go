@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/atis-edu/atis-scheduler/internal/settings"
 )
@@ -42,8 +41,17 @@ func parseHTTPHeaders(raw map[string]json.RawMessage) ([]httpHeader, error) {
 
 // configRef returns the key of a {"from_config": "<key>"} reference.
 func configRef(raw json.RawMessage) (string, bool) {
-	var ref map[string]any
-	if json.Unmarshal(raw, &ref) != nil || len(ref) != 1 {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return "", false
+	}
+	return refKey(v)
+}
+
+// refKey is configRef on a decoded value.
+func refKey(v any) (string, bool) {
+	ref, ok := v.(map[string]any)
+	if !ok || len(ref) != 1 {
 		return "", false
 	}
 	key, ok := ref["from_config"].(string)
@@ -53,11 +61,7 @@ func configRef(raw json.RawMessage) (string, bool) {
 // isConfigRef reports whether a decoded header value is a reference: it
 // names a key, holds no secret, and is shown as is.
 func isConfigRef(v any) bool {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return false
-	}
-	_, ok := configRef(raw)
+	_, ok := refKey(v)
 	return ok
 }
 
@@ -65,8 +69,7 @@ func isConfigRef(v any) bool {
 // run whose queued ones are redacted, from its schedule, and the values of
 // from_config headers, from system_configs.
 type httpParamSource struct {
-	pool     *pgxpool.Pool
-	settings settings.Reader
+	settings settings.Reader // its Pool also holds the schedules
 }
 
 // params returns a run's parameters with every header value resolved.
@@ -107,11 +110,11 @@ func (s httpParamSource) params(ctx context.Context, args Args) (*httpRequestPar
 // scheduleParameters reads the real parameters of a run whose queued ones
 // are redacted.
 func (s httpParamSource) scheduleParameters(ctx context.Context, id int64) (json.RawMessage, error) {
-	if s.pool == nil {
+	if s.settings.Pool == nil {
 		return nil, Permanent(errors.New("http_request: the queued parameters are redacted and no database is configured to read them"))
 	}
 	var raw json.RawMessage
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(parameters, '{}'::jsonb) FROM scheduled_jobs WHERE id = $1`, id).Scan(&raw)
+	err := s.settings.Pool.QueryRow(ctx, `SELECT coalesce(parameters, '{}'::jsonb) FROM scheduled_jobs WHERE id = $1`, id).Scan(&raw)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, Permanent(fmt.Errorf("http_request: scheduled job %d is gone: its parameters (redacted in the queue) cannot be read", id))
@@ -146,5 +149,5 @@ func (s httpParamSource) configValue(ctx context.Context, key string) (string, e
 }
 
 func (c HTTPRequestClass) paramSource() httpParamSource {
-	return httpParamSource{pool: c.Pool, settings: settings.Reader{Pool: c.Pool, Keys: c.AppKeys}}
+	return httpParamSource{settings: settings.Reader{Pool: c.Pool, Keys: c.AppKeys}}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -43,7 +44,7 @@ func (c *deliveriesCommand) command() *cobra.Command {
 
 // Validate checks the flags.
 func (c *deliveriesCommand) Validate() error {
-	if c.status != "" && !strings.Contains(","+strings.Join(delivery.Statuses, ",")+",", ","+c.status+",") {
+	if c.status != "" && !slices.Contains(delivery.Statuses, c.status) {
 		return usageError{fmt.Errorf("--status %q is not one of %s", c.status, strings.Join(delivery.Statuses, ", "))}
 	}
 	return nil

@@ -162,10 +162,11 @@ func (p Provider) Deliver(ctx context.Context, req delivery.Request) error {
 }
 
 func (p Provider) client(cfg Config, cred Credentials) (*mail.Client, error) {
-	opts := []mail.Option{mail.WithTimeout(time.Duration(cfg.TimeoutSeconds) * time.Second)}
-	if cfg.TimeoutSeconds <= 0 {
-		opts[0] = mail.WithTimeout(DefaultTimeout)
+	timeout := DefaultTimeout
+	if cfg.TimeoutSeconds > 0 {
+		timeout = time.Duration(cfg.TimeoutSeconds) * time.Second
 	}
+	opts := []mail.Option{mail.WithTimeout(timeout)}
 	tlsConfig := &tls.Config{ServerName: cfg.Host, RootCAs: p.RootCAs, MinVersion: tls.VersionTLS12}
 	switch cfg.TLS {
 	case TLSStartTLS:

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -50,15 +49,14 @@ func (d *Dashboard) writeAudit(ctx context.Context, tx pgx.Tx, r *http.Request, 
 func (d *Dashboard) setActive(active bool) func(http.ResponseWriter, *http.Request, *session) {
 	verb := map[bool]string{true: "resume", false: "pause"}[active]
 	return func(w http.ResponseWriter, r *http.Request, s *session) {
-		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-		if err != nil {
-			http.NotFound(w, r)
+		id, ok := pathID(w, r)
+		if !ok {
 			return
 		}
 		ctx := r.Context()
 		var name string
 		var was bool
-		err = pgx.BeginFunc(ctx, d.cfg.Pool, func(tx pgx.Tx) error {
+		err := pgx.BeginFunc(ctx, d.cfg.Pool, func(tx pgx.Tx) error {
 			err := tx.QueryRow(ctx, `SELECT name, coalesce(is_active, false) FROM scheduled_jobs WHERE id = $1 FOR UPDATE`, id).Scan(&name, &was)
 			if err != nil {
 				return err
@@ -88,9 +86,8 @@ func (d *Dashboard) setActive(active bool) func(http.ResponseWriter, *http.Reque
 
 // runNow enqueues a run of a schedule now, then writes its audit row.
 func (d *Dashboard) runNow(w http.ResponseWriter, r *http.Request, s *session) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		http.NotFound(w, r)
+	id, ok := pathID(w, r)
+	if !ok {
 		return
 	}
 	back := localPath(r.PostFormValue("back"))

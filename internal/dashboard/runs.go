@@ -171,9 +171,8 @@ type runDetailPage struct {
 }
 
 func (d *Dashboard) runDetail(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		http.NotFound(w, r)
+	id, ok := pathID(w, r)
+	if !ok {
 		return
 	}
 	// job_id holds the River job id as text: its index finds the run.

@@ -152,9 +152,8 @@ type fireTime struct {
 }
 
 func (d *Dashboard) scheduleDetail(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		http.NotFound(w, r)
+	id, ok := pathID(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()

@@ -158,7 +158,7 @@ func (p Provider) open(ctx context.Context, cfg Config, req integrations.FetchRe
 	if cfg.File != "" {
 		return p.openFile(cfg.File)
 	}
-	creds, err := pull.ParseCredentials("csv", req.Credentials)
+	creds, err := pull.ParseCredentials("csv", req.Credentials, pull.Bearer, pull.Basic)
 	if err != nil {
 		return nil, err
 	}

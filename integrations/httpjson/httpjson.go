@@ -4,13 +4,11 @@
 package httpjson
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -18,12 +16,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/go-retryablehttp"
 	"github.com/tidwall/gjson"
 	"github.com/tomnomnom/linkheader"
 
 	"github.com/atis-edu/atis-scheduler/integrations"
-	"github.com/atis-edu/atis-scheduler/internal/origin"
+	"github.com/atis-edu/atis-scheduler/integrations/internal/pull"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -31,10 +28,9 @@ import (
 const (
 	DefaultMaxPageBytes = 16 << 20
 	DefaultMaxPages     = 100_000
-	DefaultMaxRetries   = 4
+	DefaultMaxRetries   = pull.DefaultMaxRetries
 	DefaultPageSize     = 100
 	DefaultTimeout      = integrations.DefaultRequestTimeout
-	maxRetryAfter       = 5 * time.Minute
 )
 
 // Config is the integration's config column for http_json.
@@ -72,16 +68,6 @@ type Pagination struct {
 	NextCursorPath string `json:"next_cursor_path"`
 }
 
-// credentials is the integration's credentials column.
-type credentials struct {
-	Type     string `json:"type"`
-	Token    string `json:"token"`
-	Username string `json:"username"`
-	Password string `json:"password"`
-	Header   string `json:"header"`
-	Value    string `json:"value"`
-}
-
 // Provider is the http_json provider.
 type Provider struct{}
 
@@ -112,11 +98,8 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 	case c.TimeoutSeconds < 0, c.MaxPageBytes < 0, c.MaxPages < 0, c.MaxRetries != nil && *c.MaxRetries < 0:
 		return c, errors.New("http_json config: timeout_seconds, max_page_bytes, max_pages and max_retries must not be negative")
 	}
-	for i, o := range c.AllowedOrigins {
-		if c.AllowedOrigins[i], err = origin.Parse(o); err != nil {
-			return c, fmt.Errorf(`http_json config: "allowed_origins" entry %d (%q) is not an origin like "https://cdn.example.org": %w`,
-				i+1, workers.RedactURL(o), err)
-		}
+	if c.AllowedOrigins, err = pull.ParseOrigins("http_json", c.AllowedOrigins); err != nil {
+		return c, err
 	}
 	p := &c.Pagination
 	switch p.Type {
@@ -137,76 +120,21 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 	return c, nil
 }
 
-func parseCredentials(raw json.RawMessage) (credentials, error) {
-	var c credentials
-	if len(raw) > 0 && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &c); err != nil {
-			// The value is never quoted: it holds secrets.
-			return c, errors.New("http_json credentials: not a JSON object of the expected shape")
-		}
-	}
-	switch c.Type {
-	case "", "none":
-	case "bearer":
-		if c.Token == "" {
-			return c, errors.New(`http_json credentials: bearer needs "token"`)
-		}
-	case "basic":
-		if c.Username == "" {
-			return c, errors.New(`http_json credentials: basic needs "username" and "password"`)
-		}
-	case "api_key":
-		if c.Header == "" || c.Value == "" {
-			return c, errors.New(`http_json credentials: api_key needs "header" and "value"`)
-		}
-	default:
-		return c, fmt.Errorf("http_json credentials: type %q is not one of bearer, basic, api_key, none", c.Type)
-	}
-	return c, nil
-}
-
-func (c credentials) apply(h http.Header) {
-	switch c.Type {
-	case "bearer":
-		h.Set("Authorization", "Bearer "+c.Token)
-	case "basic":
-		req := http.Request{Header: h}
-		req.SetBasicAuth(c.Username, c.Password)
-	case "api_key":
-		h.Set(c.Header, c.Value)
-	}
-}
-
 // Fetch implements integrations.Provider.
 func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit func(integrations.Page) error) error {
 	cfg, err := parseConfig(req.Config)
 	if err != nil {
 		return err
 	}
-	creds, err := parseCredentials(req.Credentials)
+	creds, err := pull.ParseCredentials("http_json", req.Credentials, pull.Bearer, pull.Basic, pull.APIKey)
 	if err != nil {
 		return err
 	}
-	timeout := time.Duration(cmp.Or(cfg.TimeoutSeconds, int(DefaultTimeout/time.Second))) * time.Second
-	// Each attempt's timeout starts once it has its turn under the rate
-	// limit, so the engine's transport applies it, not http.Client.Timeout.
-	ctx = integrations.WithRequestTimeout(ctx, timeout)
 	base, _ := url.Parse(cfg.BaseURL)
-	f := &fetcher{cfg: cfg, creds: creds, timeout: timeout, origin: origin.Of(base)}
-	perAttempt := *req.Client // its transport (rate limit, counting) is shared
-	perAttempt.CheckRedirect = origin.CheckRedirect(f.trusted(), f.secretHeaders()...)
-	client := retryablehttp.NewClient()
-	client.HTTPClient = &perAttempt
-	client.Logger = nil
-	client.RetryMax = DefaultMaxRetries
-	if cfg.MaxRetries != nil {
-		client.RetryMax = *cfg.MaxRetries
-	}
-	client.RetryWaitMin, client.RetryWaitMax = 200*time.Millisecond, 10*time.Second
-	client.Backoff = backoff
-	client.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	client.CheckRetry = checkRetry
-	f.client = client
+	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: base, AllowedOrigins: cfg.AllowedOrigins, Credentials: creds,
+		Headers: cfg.Headers, Accept: "application/json", Timeout: time.Duration(cmp.Or(cfg.TimeoutSeconds, int(DefaultTimeout/time.Second))) * time.Second,
+		MaxRetries: *cmp.Or(cfg.MaxRetries, new(DefaultMaxRetries))})
+	f := &fetcher{cfg: cfg, client: client}
 
 	next, err := f.firstURL(req)
 	if err != nil {
@@ -221,9 +149,6 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 			return fmt.Errorf("page %d: the next page is page %d again: the pagination loops; stopping", page, before)
 		}
 		fetched[next] = page
-		if err := f.checkOrigin(next, page); err != nil {
-			return err
-		}
 		body, header, err := f.get(ctx, next, page)
 		if err != nil {
 			return err
@@ -243,41 +168,8 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 }
 
 type fetcher struct {
-	cfg     Config
-	creds   credentials
-	client  *retryablehttp.Client
-	timeout time.Duration
-	origin  string // base_url's
-}
-
-// trusted are the origins that may receive the credentials and headers.
-func (f *fetcher) trusted() []string { return append([]string{f.origin}, f.cfg.AllowedOrigins...) }
-
-// secretHeaders names every header that carries a credential or was
-// configured: none may follow a redirect to another origin.
-func (f *fetcher) secretHeaders() []string {
-	names := []string{"Authorization"}
-	if f.creds.Type == "api_key" {
-		names = append(names, f.creds.Header)
-	}
-	for k := range f.cfg.Headers {
-		names = append(names, k)
-	}
-	return names
-}
-
-// checkOrigin refuses a page on an origin that may not receive the
-// credentials, before any request goes there.
-func (f *fetcher) checkOrigin(target string, page int) error {
-	u, err := url.Parse(target)
-	if err != nil {
-		return fmt.Errorf("page %d: the next page's URL %s is not a URL", page, workers.RedactURL(target))
-	}
-	if o := origin.Of(u); !slices.Contains(f.trusted(), o) {
-		return fmt.Errorf("%w: page %d: the next page is on %s, not on the integration's origin %s; add it to config.allowed_origins to allow it",
-			integrations.ErrPermanent, page, o, f.origin)
-	}
-	return nil
+	cfg    Config
+	client *pull.Client
 }
 
 func (f *fetcher) firstURL(req integrations.FetchRequest) (string, error) {
@@ -302,88 +194,27 @@ func (f *fetcher) firstURL(req integrations.FetchRequest) (string, error) {
 // get fetches one page, with retries, each attempt within timeout_seconds
 // (body included), and reads at most max_page_bytes of it.
 func (f *fetcher) get(ctx context.Context, target string, page int) ([]byte, http.Header, error) {
-	shown := workers.RedactURL(target)
-	r, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	resp, err := f.client.Get(ctx, target, page)
 	if err != nil {
-		return nil, nil, fmt.Errorf("page %d: %s: %w", page, shown, err)
-	}
-	r.Header.Set("Accept", "application/json")
-	r.Header.Set("User-Agent", "atis-scheduler")
-	for k, v := range f.cfg.Headers {
-		r.Header.Set(k, v)
-	}
-	f.creds.apply(r.Header)
-	resp, err := f.client.Do(r)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
-		}
-		return nil, nil, fmt.Errorf("page %d: %s: %s", page, shown, describe(err, f.timeout, target))
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
+	body, err := f.client.Read(resp, f.cfg.MaxPageBytes, target)
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return nil, nil, &integrations.AuthError{Status: resp.StatusCode, Page: page}
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return nil, nil, fmt.Errorf("page %d: %s answered %d %s", page, shown, resp.StatusCode, http.StatusText(resp.StatusCode))
-	}
-	if resp.ContentLength > f.cfg.MaxPageBytes { // said up front: nothing to read
-		return nil, nil, fmt.Errorf("page %d: %s: the body is larger than max_page_bytes (%d bytes)", page, shown, f.cfg.MaxPageBytes)
-	}
-	body, err := readBody(resp, f.cfg.MaxPageBytes+1)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err()
-		}
-		return nil, nil, fmt.Errorf("page %d: %s: reading the body: %s", page, shown, describe(err, f.timeout, target))
-	}
-	if int64(len(body)) > f.cfg.MaxPageBytes {
-		return nil, nil, fmt.Errorf("page %d: %s: the body is larger than max_page_bytes (%d bytes)", page, shown, f.cfg.MaxPageBytes)
+	case errors.Is(err, pull.ErrTooLarge):
+		return nil, nil, fmt.Errorf("page %d: %s: the body is larger than max_page_bytes (%d bytes)", page, workers.RedactURL(target), f.cfg.MaxPageBytes)
+	case err != nil && ctx.Err() != nil:
+		return nil, nil, ctx.Err()
+	case err != nil:
+		return nil, nil, fmt.Errorf("page %d: %s: reading the body: %w", page, workers.RedactURL(target), err)
 	}
 	return body, resp.Header, nil
-}
-
-// readBody reads at most limit bytes of resp's body, into a buffer sized
-// once when the length is announced (io.ReadAll's growth would hold about
-// twice the page at its peak).
-func readBody(resp *http.Response, limit int64) ([]byte, error) {
-	if resp.ContentLength < 0 {
-		return io.ReadAll(io.LimitReader(resp.Body, limit))
-	}
-	buf := make([]byte, min(resp.ContentLength+1, limit))
-	n, err := io.ReadFull(resp.Body, buf)
-	if errors.Is(err, io.ErrUnexpectedEOF) && int64(n) == resp.ContentLength {
-		err = nil // the announced length, all of it
-	}
-	return buf[:n], err
-}
-
-// checkRetry is retryablehttp's default policy, except that a wait for the
-// rate limit that would pass the run's deadline is final.
-func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if _, late := errors.AsType[*integrations.RateLimitWaitError](err); late {
-		return false, nil
-	}
-	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
-}
-
-// describe names a request failure without the raw URL (it may carry a key).
-func describe(err error, timeout time.Duration, target string) string {
-	var uerr *url.Error
-	switch {
-	case errors.As(err, &uerr) && uerr.Timeout(), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("no answer within %s", timeout)
-	case strings.Contains(err.Error(), "stopped after") && strings.Contains(err.Error(), "redirects"):
-		return "too many redirects (a redirect loop?)"
-	default:
-		return workers.RedactError(err, target)
-	}
 }
 
 func (f *fetcher) parse(body []byte, page int) (integrations.Page, []gjson.Result, error) {
 	p := integrations.Page{Number: page, Bytes: int64(len(body))}
 	if !gjson.ValidBytes(body) {
-		return p, nil, fmt.Errorf("page %d: malformed JSON (%s)", page, preview(body))
+		return p, nil, fmt.Errorf("page %d: malformed JSON (%s)", page, pull.Preview(body))
 	}
 	if nesting(body) > MaxNesting {
 		return p, nil, fmt.Errorf("page %d: JSON nested more than %d levels deep: such records cannot be stored", page, MaxNesting)
@@ -403,9 +234,9 @@ func (f *fetcher) parse(body []byte, page int) (integrations.Page, []gjson.Resul
 		id := item.Get(gjsonEscape(f.cfg.IDField))
 		switch {
 		case !item.IsObject():
-			p.Invalid = append(p.Invalid, fmt.Sprintf("item %d: not an object: %s", i, preview([]byte(item.Raw))))
+			p.Invalid = append(p.Invalid, fmt.Sprintf("item %d: not an object: %s", i, pull.Preview([]byte(item.Raw))))
 		case !id.Exists() || id.Type == gjson.Null || id.String() == "" || id.IsObject() || id.IsArray():
-			p.Invalid = append(p.Invalid, fmt.Sprintf("item %d: no %q: %s", i, f.cfg.IDField, preview([]byte(item.Raw))))
+			p.Invalid = append(p.Invalid, fmt.Sprintf("item %d: no %q: %s", i, f.cfg.IDField, pull.Preview([]byte(item.Raw))))
 		default:
 			p.Records = append(p.Records, integrations.Record{ExternalID: id.String(), Payload: json.RawMessage(item.Raw)})
 		}
@@ -484,30 +315,6 @@ func nesting(b []byte) int {
 		}
 	}
 	return deepest
-}
-
-// backoff waits as a 429 or 503's Retry-After asks (up to 5 minutes),
-// else exponentially.
-func backoff(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
-	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if s := resp.Header.Get("Retry-After"); s != "" {
-			if secs, err := strconv.Atoi(s); err == nil && secs >= 0 {
-				return min(time.Duration(secs)*time.Second, maxRetryAfter)
-			}
-			if at, err := http.ParseTime(s); err == nil {
-				return min(max(time.Until(at), 0), maxRetryAfter)
-			}
-		}
-	}
-	return retryablehttp.DefaultBackoff(minWait, maxWait, attempt, resp)
-}
-
-func preview(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) > 80 {
-		return fmt.Sprintf("%q…", b[:80])
-	}
-	return fmt.Sprintf("%q", b)
 }
 
 func kind(r gjson.Result) string {

@@ -119,7 +119,7 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 }
 
 func download(ctx context.Context, cfg Config, req integrations.FetchRequest) ([]byte, error) {
-	creds, err := pull.ParseCredentials("ics", req.Credentials)
+	creds, err := pull.ParseCredentials("ics", req.Credentials, pull.Bearer, pull.Basic)
 	if err != nil {
 		return nil, err
 	}

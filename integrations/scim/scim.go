@@ -113,7 +113,7 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 	if err != nil {
 		return err
 	}
-	creds, err := pull.ParseCredentials("scim", req.Credentials)
+	creds, err := pull.ParseCredentials("scim", req.Credentials, pull.Bearer, pull.Basic)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,8 @@
-// Package pull is what the pull providers (scim, ics, csv) share: the
-// credentials, which go only to the integration's origin and to those it
-// allows, retries with backoff, and errors that name the page and never a
-// secret. It is the http_json provider's request path, kept in one place.
+// Package pull is the request path the pull providers (http_json, scim,
+// ics, csv) share: the credentials and configured headers, which go only
+// to the integration's origin and to those it allows, retries with backoff
+// and Retry-After, bounded reads, and errors that name the page and never
+// a secret.
 package pull
 
 import (
@@ -31,46 +32,56 @@ const DefaultMaxRetries = 4
 
 const maxRetryAfter = 5 * time.Minute
 
-// Credentials is an integration's credentials column: bearer, basic or none.
+// Credential types.
+const (
+	Bearer = "bearer"
+	Basic  = "basic"
+	APIKey = "api_key" // a header of one's choosing
+)
+
+// Credentials is an integration's credentials column.
 type Credentials struct {
 	Type     string `json:"type"`
 	Token    string `json:"token"`
 	Username string `json:"username"`
 	Password string `json:"password"`
+	Header   string `json:"header"`
+	Value    string `json:"value"`
 }
 
-// ParseCredentials reads the credentials column. Its errors never quote a
-// value: they name provider and the missing key.
-func ParseCredentials(provider string, raw json.RawMessage) (Credentials, error) {
+// ParseCredentials reads the credentials column, whose type is none or one
+// of types, the provider's. Its errors never quote a value: they name
+// provider and the missing key.
+func ParseCredentials(provider string, raw json.RawMessage, types ...string) (Credentials, error) {
 	var c Credentials
 	if len(raw) > 0 && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return c, fmt.Errorf("%s credentials: not a JSON object of the expected shape", provider)
 		}
 	}
-	switch c.Type {
-	case "", "none":
-	case "bearer":
-		if c.Token == "" {
-			return c, fmt.Errorf(`%s credentials: bearer needs "token"`, provider)
-		}
-	case "basic":
-		if c.Username == "" {
-			return c, fmt.Errorf(`%s credentials: basic needs "username" and "password"`, provider)
-		}
-	default:
-		return c, fmt.Errorf("%s credentials: type %q is not one of bearer, basic, none", provider, c.Type)
+	switch {
+	case c.Type == "" || c.Type == "none":
+	case !slices.Contains(types, c.Type):
+		return c, fmt.Errorf("%s credentials: type %q is not one of %s, none", provider, c.Type, strings.Join(types, ", "))
+	case c.Type == Bearer && c.Token == "":
+		return c, fmt.Errorf(`%s credentials: bearer needs "token"`, provider)
+	case c.Type == Basic && c.Username == "":
+		return c, fmt.Errorf(`%s credentials: basic needs "username" and "password"`, provider)
+	case c.Type == APIKey && (c.Header == "" || c.Value == ""):
+		return c, fmt.Errorf(`%s credentials: api_key needs "header" and "value"`, provider)
 	}
 	return c, nil
 }
 
 func (c Credentials) apply(h http.Header) {
 	switch c.Type {
-	case "bearer":
+	case Bearer:
 		h.Set("Authorization", "Bearer "+c.Token)
-	case "basic":
+	case Basic:
 		req := http.Request{Header: h}
 		req.SetBasicAuth(c.Username, c.Password)
+	case APIKey:
+		h.Set(c.Header, c.Value)
 	}
 }
 
@@ -104,11 +115,14 @@ func ParseOrigins(provider string, list []string) ([]string, error) {
 // Options configure a Client.
 type Options struct {
 	// Base is the integration's URL: its origin may receive the
-	// credentials.
+	// credentials and Headers.
 	Base *url.URL
 	// AllowedOrigins (as ParseOrigins returns them) may receive them too.
 	AllowedOrigins []string
 	Credentials    Credentials
+	// Headers are sent with every request (http_json's config.headers):
+	// secrets as much as the credentials.
+	Headers map[string]string
 	// Accept is the Accept header.
 	Accept string
 	// Timeout bounds each attempt, body included, from when it has its
@@ -132,7 +146,7 @@ func NewClient(ctx context.Context, engine *http.Client, o Options) (*Client, co
 	c := &Client{opts: o, origin: origin.Of(o.Base)}
 	c.trusted = append([]string{c.origin}, o.AllowedOrigins...)
 	perAttempt := *engine
-	perAttempt.CheckRedirect = origin.CheckRedirect(c.trusted, "Authorization")
+	perAttempt.CheckRedirect = origin.CheckRedirect(c.trusted, c.secretHeaders()...)
 	rc := retryablehttp.NewClient()
 	rc.HTTPClient = &perAttempt
 	rc.Logger = nil
@@ -145,10 +159,24 @@ func NewClient(ctx context.Context, engine *http.Client, o Options) (*Client, co
 	return c, integrations.WithRequestTimeout(ctx, o.Timeout)
 }
 
+// secretHeaders names every header that carries a credential or was
+// configured: none may follow a redirect to another origin.
+func (c *Client) secretHeaders() []string {
+	names := []string{"Authorization"}
+	if c.opts.Credentials.Type == APIKey {
+		names = append(names, c.opts.Credentials.Header)
+	}
+	for k := range c.opts.Headers {
+		names = append(names, k)
+	}
+	return names
+}
+
 // Get requests target (page n of the sync) and returns the response of a
 // 2xx answer; the caller closes its body. A 401 or 403 is an
 // *integrations.AuthError. A target on an origin that may not receive the
-// credentials is refused before any request goes there.
+// credentials is refused before any request goes there: only a next page
+// can be one (http_json's), the first is at Base.
 func (c *Client) Get(ctx context.Context, target string, page int) (*http.Response, error) {
 	shown := workers.RedactURL(target)
 	u, err := url.Parse(target)
@@ -156,8 +184,8 @@ func (c *Client) Get(ctx context.Context, target string, page int) (*http.Respon
 		return nil, fmt.Errorf("page %d: %s is not a URL", page, shown)
 	}
 	if o := origin.Of(u); !slices.Contains(c.trusted, o) {
-		return nil, fmt.Errorf("%w: page %d: %s is on %s, not on the integration's origin %s; add it to config.allowed_origins to allow it",
-			integrations.ErrPermanent, page, shown, o, c.origin)
+		return nil, fmt.Errorf("%w: page %d: the next page is on %s, not on the integration's origin %s; add it to config.allowed_origins to allow it",
+			integrations.ErrPermanent, page, o, c.origin)
 	}
 	r, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
@@ -165,13 +193,16 @@ func (c *Client) Get(ctx context.Context, target string, page int) (*http.Respon
 	}
 	r.Header.Set("Accept", c.opts.Accept)
 	r.Header.Set("User-Agent", "atis-scheduler")
+	for k, v := range c.opts.Headers {
+		r.Header.Set(k, v)
+	}
 	c.opts.Credentials.apply(r.Header)
 	resp, err := c.retry.Do(r)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("page %d: %s: %s", page, shown, Describe(err, c.opts.Timeout, target))
+		return nil, fmt.Errorf("page %d: %s: %s", page, shown, describe(err, c.opts.Timeout, target))
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
@@ -184,9 +215,9 @@ func (c *Client) Get(ctx context.Context, target string, page int) (*http.Respon
 	return resp, nil
 }
 
-// Describe names a request or body-read failure without the raw URL (it
+// describe names a request or body-read failure without the raw URL (it
 // may carry a key).
-func Describe(err error, timeout time.Duration, target string) string {
+func describe(err error, timeout time.Duration, target string) string {
 	var uerr *url.Error
 	switch {
 	case errors.As(err, &uerr) && uerr.Timeout(), errors.Is(err, context.DeadlineExceeded):
@@ -205,7 +236,7 @@ var ErrTooLarge = errors.New("pull: the body is larger than the limit")
 // when the length is announced (io.ReadAll's growth would hold about twice
 // the body at its peak). A body larger than limit is ErrTooLarge, unread
 // when Content-Length says so up front; a failed read is described as
-// Describe does, target being the URL asked for (the caller returns ctx's
+// describe does, target being the URL asked for (the caller returns ctx's
 // error instead when ctx has ended).
 func (c *Client) Read(resp *http.Response, limit int64, target string) ([]byte, error) {
 	if resp.ContentLength > limit {
@@ -214,7 +245,7 @@ func (c *Client) Read(resp *http.Response, limit int64, target string) ([]byte, 
 	body, err := readBody(resp, limit+1)
 	switch {
 	case err != nil:
-		return nil, errors.New(Describe(err, c.opts.Timeout, target))
+		return nil, errors.New(describe(err, c.opts.Timeout, target))
 	case int64(len(body)) > limit:
 		return nil, ErrTooLarge
 	}

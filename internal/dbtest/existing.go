@@ -12,11 +12,13 @@ import (
 
 	"github.com/atis-edu/atis-scheduler/internal/database"
 	"github.com/atis-edu/atis-scheduler/migrations"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// existingStandIns are the tables of the rest of ATİS that the seed
-// documents refer to, as the web app would have them before we arrive.
-const existingStandIns = `
+// standIns are the minimal tables of the rest of ATİS that the seed
+// documents refer to, as the web app would have them before we arrive,
+// written from the issue's words rather than copied from our migration.
+const standIns = `
 CREATE TABLE users (id BIGSERIAL PRIMARY KEY);
 CREATE TABLE institutions (id BIGSERIAL PRIMARY KEY);
 CREATE SCHEMA auth;
@@ -45,13 +47,40 @@ func SeedSQL(tb testing.TB, doc string) string {
 	return sb.String()
 }
 
-// NewExistingURL returns a fresh database as an existing ATİS deployment
-// has it when the daemon is first installed: the seed documents' own SQL,
-// then before (rows the web app wrote, which none of our checks have
-// seen), then our migrations. Dropped when the test ends.
-func NewExistingURL(tb testing.TB, before string) string {
+// NewSeedURL returns a fresh database made by the seed documents' own SQL
+// (with standIns), then before: what the web app's database looks like
+// before our migrations. Dropped when the test ends.
+func NewSeedURL(tb testing.TB, before string) string {
 	tb.Helper()
 	url := NewEmptyURL(tb)
+	withPool(tb, url, func(ctx context.Context, pool *pgxpool.Pool) {
+		for _, sql := range []string{standIns, SeedSQL(tb, "db6-system-infrastructure.md"), SeedSQL(tb, "platform-tables.md"), before} {
+			if _, err := pool.Exec(ctx, sql); err != nil {
+				tb.Fatalf("dbtest: seed database: %v", err)
+			}
+		}
+	})
+	return url
+}
+
+// NewExistingURL returns a fresh database as an existing ATİS deployment
+// has it when the daemon is first installed: NewSeedURL's (before holds
+// rows the web app wrote, which none of our checks have seen), then our
+// migrations. Dropped when the test ends.
+func NewExistingURL(tb testing.TB, before string) string {
+	tb.Helper()
+	url := NewSeedURL(tb, before)
+	withPool(tb, url, func(ctx context.Context, pool *pgxpool.Pool) {
+		if _, err := migrations.New(pool, Logger()).Up(ctx); err != nil {
+			tb.Fatalf("dbtest: migrate an existing database: %v", err)
+		}
+	})
+	return url
+}
+
+// withPool calls fn with a short-lived pool on url.
+func withPool(tb testing.TB, url string, fn func(context.Context, *pgxpool.Pool)) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	pool, err := database.Connect(ctx, url, database.Options{})
@@ -59,13 +88,5 @@ func NewExistingURL(tb testing.TB, before string) string {
 		tb.Fatalf("dbtest: %v", err)
 	}
 	defer pool.Close()
-	for _, sql := range []string{existingStandIns, SeedSQL(tb, "db6-system-infrastructure.md"), SeedSQL(tb, "platform-tables.md"), before} {
-		if _, err := pool.Exec(ctx, sql); err != nil {
-			tb.Fatalf("dbtest: existing database: %v", err)
-		}
-	}
-	if _, err := migrations.New(pool, Logger()).Up(ctx); err != nil {
-		tb.Fatalf("dbtest: migrate an existing database: %v", err)
-	}
-	return url
+	fn(ctx, pool)
 }

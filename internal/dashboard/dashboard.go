@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/time/rate"
 
+	"github.com/atis-edu/atis-scheduler/internal/config"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -82,7 +83,7 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	c.Addr = cmp.Or(c.Addr, "127.0.0.1:9464")
+	c.Addr = cmp.Or(c.Addr, config.DefaultHTTPAddr)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -12,10 +12,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-)
 
-// statuses are the job_logs statuses.
-var statuses = []string{"queued", "processing", "completed", "failed", "cancelled"}
+	"github.com/atis-edu/atis-scheduler/scheduler"
+)
 
 // attemptRow is one job_logs row: one attempt of a run.
 type attemptRow struct {
@@ -98,9 +97,9 @@ const timeInput = "2006-01-02T15:04"
 func (d *Dashboard) runs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	p := runsPage{Schedule: strings.TrimSpace(q.Get("schedule")), Class: q.Get("class"), Status: q.Get("status"),
-		From: q.Get("from"), To: q.Get("to"), Classes: d.cfg.Registry.Names(), Statuses: statuses}
+		From: q.Get("from"), To: q.Get("to"), Classes: d.cfg.Registry.Names(), Statuses: scheduler.Statuses}
 	f := runFilter{Class: p.Class}
-	if slices.Contains(statuses, p.Status) {
+	if slices.Contains(scheduler.Statuses, p.Status) {
 		f.Status = p.Status
 	}
 	var problems []string

@@ -98,7 +98,8 @@ type progressRow struct {
 // recent runs, and the last linked-record cleanup.
 func (d *Dashboard) retention(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	classes := append(d.cfg.Registry.NamesFor("log_retention"), d.cfg.Registry.NamesFor("linked_record_cleanup")...)
+	cleanup := d.cfg.Registry.NamesFor("linked_record_cleanup")
+	classes := append(d.cfg.Registry.NamesFor("log_retention"), cleanup...)
 	runs, err := query(ctx, d.cfg.Pool, pgx.RowToStructByPos[housekeepingRun], "read retention runs",
 		`SELECT river_job_id, job_class, status, start_time, end_time, error_message, coalesce(result, '{}'::jsonb)
 		FROM job_logs WHERE job_class = ANY($1) AND status IN ('completed', 'failed', 'cancelled')
@@ -114,7 +115,7 @@ func (d *Dashboard) retention(w http.ResponseWriter, r *http.Request) {
 		p.Tables = append(p.Tables, tableState{Table: t.Name})
 	}
 	for _, run := range runs {
-		if slices.Contains(d.cfg.Registry.NamesFor("linked_record_cleanup"), run.Class) {
+		if slices.Contains(cleanup, run.Class) {
 			if p.Cleanup == nil {
 				p.Cleanup = &run
 				_ = json.Unmarshal(run.Result, &p.Cleared)

@@ -154,7 +154,7 @@ func (d *Dashboard) longRuns(ctx context.Context, now time.Time) ([]longRun, err
 	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[longRun], "read long runs",
 		`SELECT l.river_job_id, l.scheduled_job_id, s.name, l.job_class, l.start_time, s.last_run_duration
 		FROM job_logs l LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
-		WHERE l.status IN ('queued', 'processing') AND l.status = 'processing' AND l.start_time IS NOT NULL
+		WHERE l.status = 'processing' AND l.start_time IS NOT NULL
 		  AND l.river_job_id IS NOT NULL
 		  AND l.start_time < $1::timestamp - make_interval(secs => greatest(60, 2 * coalesce(s.last_run_duration, 0)))
 		ORDER BY l.start_time LIMIT 20`, now)

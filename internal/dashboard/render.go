@@ -38,6 +38,12 @@ type view struct {
 }
 
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, page, title string, data any) {
+	d.renderStatus(w, r, http.StatusOK, page, title, data)
+}
+
+// renderStatus renders page with status: the headers are set before it is
+// written, whatever the status.
+func (d *Dashboard) renderStatus(w http.ResponseWriter, r *http.Request, status int, page, title string, data any) {
 	s := sessionOf(r)
 	section, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	v := view{Title: title, Path: localPath(r.URL.RequestURI()), Section: section, Session: s, CSRF: d.csrf(s), TokenSet: d.key != nil,
@@ -50,6 +56,7 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, page, title s
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
 	_, _ = buf.WriteTo(w)
 }
 
@@ -61,8 +68,7 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusServiceUnavailable
 	}
 	d.cfg.Logger.ErrorContext(r.Context(), "dashboard: page failed", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
-	w.WriteHeader(status)
-	d.render(w, r, "error", "Error", "The page could not be read from the database; the daemon's log says why.")
+	d.renderStatus(w, r, status, "error", "Error", "The page could not be read from the database; the daemon's log says why.")
 }
 
 var funcs = template.FuncMap{

@@ -140,8 +140,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		page.Error = "That token is not the one configured in ATIS_UI_TOKEN."
 	}
 	if page.Error != "" {
-		w.WriteHeader(http.StatusUnauthorized)
-		d.render(w, r, "login", "Sign in", page)
+		d.renderStatus(w, r, http.StatusUnauthorized, "login", "Sign in", page)
 		return
 	}
 	setCookie(w, r, loginCookie, "", -1)

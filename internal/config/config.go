@@ -32,6 +32,7 @@ const (
 	DefaultFetchCooldown         = 10 * time.Millisecond
 	DefaultFetchPollInterval     = time.Second
 	DefaultRecordFlushInterval   = 50 * time.Millisecond
+	DefaultDBTimeZone            = "UTC"
 	// MaxDefaultDBConns caps the pool size derived from ATIS_WORKERS.
 	MaxDefaultDBConns = 20
 )
@@ -223,7 +224,7 @@ func (c Config) WithDefaults() Config {
 	c.SoftStopTimeout = cmp.Or(c.SoftStopTimeout, DefaultSoftStopTimeout)
 	c.Workers = cmp.Or(c.Workers, DefaultWorkers)
 	c.DBMaxConns = cmp.Or(c.DBMaxConns, min(c.Workers+10, MaxDefaultDBConns))
-	c.DBTimeZone = cmp.Or(c.DBTimeZone, "UTC")
+	c.DBTimeZone = cmp.Or(c.DBTimeZone, DefaultDBTimeZone)
 	c.FetchCooldown = cmp.Or(c.FetchCooldown, DefaultFetchCooldown)
 	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, DefaultFetchPollInterval)
 	c.RecordFlushInterval = cmp.Or(c.RecordFlushInterval, DefaultRecordFlushInterval)
@@ -261,8 +262,9 @@ func (c Config) Validate() error {
 	if c.FailureAlertThreshold < 1 {
 		return fmt.Errorf("ATIS_FAILURE_ALERT_THRESHOLD=%d must be at least 1", c.FailureAlertThreshold)
 	}
+	// ATIS_FETCH_COOLDOWN and ATIS_FETCH_POLL_INTERVAL are at least 1ms (above).
 	for name, d := range map[string]time.Duration{"ATIS_JOB_TIMEOUT": c.JobTimeout, "ATIS_MISFIRE_GRACE": c.MisfireGrace, "ATIS_POLL_INTERVAL": c.PollInterval,
-		"ATIS_FETCH_COOLDOWN": c.FetchCooldown, "ATIS_FETCH_POLL_INTERVAL": c.FetchPollInterval, "ATIS_RECORD_FLUSH_INTERVAL": c.RecordFlushInterval} {
+		"ATIS_RECORD_FLUSH_INTERVAL": c.RecordFlushInterval} {
 		if d <= 0 {
 			return fmt.Errorf("%s=%s must be positive", name, d)
 		}
@@ -278,7 +280,7 @@ func (c Config) Validate() error {
 
 // DBLocation is ATIS_DB_TIMEZONE as a location.
 func (c Config) DBLocation() (*time.Location, error) {
-	loc, err := time.LoadLocation(cmp.Or(c.DBTimeZone, "UTC"))
+	loc, err := time.LoadLocation(cmp.Or(c.DBTimeZone, DefaultDBTimeZone))
 	if err != nil || strings.EqualFold(c.DBTimeZone, "local") {
 		return nil, fmt.Errorf("ATIS_DB_TIMEZONE=%q is not a time zone: use an IANA name such as Asia/Baku or UTC (the web app's app.timezone)", c.DBTimeZone)
 	}

@@ -6,7 +6,6 @@ package main_test
 // test-chaos) runs the full durations.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/procstat"
 )
 
 // chaosFull selects the full durations of the chaos scenarios.
@@ -61,35 +61,12 @@ func observerPool(t *testing.T, url string) *pgxpool.Pool {
 
 // procStatusKB reads a field such as VmHWM or VmRSS, in kB, from
 // /proc/<pid>/status; 0 when the process is gone.
-func procStatusKB(pid int, field string) int64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb
-		}
-	}
-	return 0
-}
+func procStatusKB(pid int, field string) int64 { return procstat.StatusKB(pid, field) }
 
 // alive reports whether the daemon process has not exited (a zombie not
 // yet waited for has).
 func (d *daemon) alive() bool {
-	if d.cmd.ProcessState != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...: comm may hold spaces, the state follows its ')'.
-	_, after, _ := strings.Cut(string(stat), ") ")
-	return after != "" && after[0] != 'Z' && after[0] != 'X'
+	return d.cmd.ProcessState == nil && procstat.Running(d.cmd.Process.Pid)
 }
 
 // metric reads one unlabelled sample (e.g. go_goroutines) from /metrics.

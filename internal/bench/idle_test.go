@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/benchtable"
+	"github.com/atis-edu/atis-scheduler/internal/procstat"
 )
 
 // BenchmarkIdle: the real binary with its default settings and 1,000 noop
@@ -38,15 +39,15 @@ func BenchmarkIdle(b *testing.B) {
 
 		counter := queryCounter(b, obs)
 		q0 := counter()
-		t0, err := cpuTicks(d.pid)
+		t0, err := procstat.CPUTicks(d.pid)
 		require.NoError(b, err)
 		began := time.Now()
 		var rssKB int64
 		for time.Since(began) < window {
-			rssKB = max(rssKB, procStatusKB(d.pid, "VmRSS"))
+			rssKB = max(rssKB, procstat.StatusKB(d.pid, "VmRSS"))
 			time.Sleep(time.Second)
 		}
-		t1, err := cpuTicks(d.pid)
+		t1, err := procstat.CPUTicks(d.pid)
 		require.NoError(b, err)
 		q1 := counter()
 		secs := time.Since(began).Seconds()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/atis-edu/atis-scheduler/internal/benchtable"
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/procstat"
 )
 
 // steadyTarget is issue 10's bound on due→started p99 under steady load.
@@ -91,18 +92,18 @@ func steadyOurs(b *testing.B, n int, window time.Duration) steadyFigures {
 	from := nextSecond(5 * time.Second)
 	to := from.Add(window)
 	sleepUntil(from)
-	ticks0, err := cpuTicks(d.pid)
+	ticks0, err := procstat.CPUTicks(d.pid)
 	require.NoError(b, err)
 	stopProfile := profileDaemon(b, d.pid, "steady")
 	sleepUntil(to)
-	ticks1, err := cpuTicks(d.pid)
+	ticks1, err := procstat.CPUTicks(d.pid)
 	require.NoError(b, err)
 	stopProfile()
 	f := steadyFigures{want: dueIn(n, from, to)}
 	f.done = waitRuns(b, obs, dueOurs, from, to, f.want, to.Add(30*time.Second))
 	f.l = measureLags(b, obs, dueOurs, from, to)
 	f.cpuPct = float64(ticks1-ticks0) / window.Seconds() // ticks are 1/100 s: this is percent
-	f.rssMB = float64(procStatusKB(d.pid, "VmHWM")) / 1024
+	f.rssMB = float64(procstat.StatusKB(d.pid, "VmHWM")) / 1024
 	require.True(b, d.alive(), "atis-scheduler exited:\n%s", d.lastLines())
 	d.stop(b)
 	return f

@@ -25,6 +25,7 @@ import (
 	"github.com/atis-edu/atis-scheduler/integrations/httpjson"
 	"github.com/atis-edu/atis-scheduler/internal/benchtable"
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/procstat"
 )
 
 // syncPageSize is the records per page the local API serves.
@@ -129,7 +130,7 @@ func syncImport(b *testing.B, n int) syncFigures {
 	debug.FreeOSMemory()
 	// Writing 5 resets VmHWM to the current RSS (Linux ≥ 4.0).
 	require.NoError(b, os.WriteFile("/proc/self/clear_refs", []byte("5"), 0))
-	f.baseRSSMB = float64(procStatusKB(os.Getpid(), "VmRSS")) / 1024
+	f.baseRSSMB = float64(procstat.StatusKB(os.Getpid(), "VmRSS")) / 1024
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
 	var peakHeap atomic.Uint64
@@ -157,7 +158,7 @@ func syncImport(b *testing.B, n int) syncFigures {
 	<-sampled
 	require.NoError(b, err)
 	require.Equal(b, n, res.Created)
-	f.peakRSSMB = float64(procStatusKB(os.Getpid(), "VmHWM")) / 1024
+	f.peakRSSMB = float64(procstat.StatusKB(os.Getpid(), "VmHWM")) / 1024
 	f.heapGrowthMB = float64(peakHeap.Load()-min(peakHeap.Load(), base.HeapInuse)) / (1 << 20)
 	f.perSec = float64(n) / took.Seconds()
 	f.fetchMs, f.applyMs = res.FetchMs, res.ApplyMs

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/config"
-	"github.com/atis-edu/atis-scheduler/internal/database"
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
@@ -24,6 +23,20 @@ var defaults = config.Config{}.WithDefaults()
 // cronParser reads the six-field cron expressions (with seconds) that the
 // benchmarks give both sides.
 var cronParser = cron.NewParser(cron.Second | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
+
+// defaultRiverConfig is a River client's configuration with the daemon's
+// default settings (workers, fetch cooldown, fetch poll, job timeout), as
+// internal/daemon sets them; each side adds what it needs.
+func defaultRiverConfig(w *river.Workers) *river.Config {
+	return &river.Config{
+		FetchCooldown:     defaults.FetchCooldown,
+		FetchPollInterval: defaults.FetchPollInterval,
+		JobTimeout:        defaults.JobTimeout,
+		Logger:            dbtest.Logger(),
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: defaults.Workers}},
+		Workers:           w,
+	}
+}
 
 // peer is a River client in this process running River's own periodic jobs
 // (noop, one per cron expression) with the daemon's default worker count,
@@ -38,11 +51,7 @@ type peer struct {
 func startPeer(b *testing.B, exprs []string) *peer {
 	b.Helper()
 	url := dbtest.NewURL(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pool, err := database.Connect(ctx, url, database.Options{MaxConns: int32(defaults.DBMaxConns)})
-	require.NoError(b, err)
-	b.Cleanup(pool.Close)
+	pool := defaultPoolOn(b, url)
 	periodic := make([]*river.PeriodicJob, len(exprs))
 	for i, expr := range exprs {
 		sched, err := cronParser.Parse("CRON_TZ=UTC " + expr)
@@ -51,15 +60,9 @@ func startPeer(b *testing.B, exprs []string) *peer {
 	}
 	riverWorkers := river.NewWorkers()
 	require.NoError(b, workers.NoopClass{}.AddWorker(riverWorkers))
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		FetchCooldown:     defaults.FetchCooldown,
-		FetchPollInterval: defaults.FetchPollInterval,
-		JobTimeout:        defaults.JobTimeout,
-		Logger:            dbtest.Logger(),
-		PeriodicJobs:      periodic,
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: defaults.Workers}},
-		Workers:           riverWorkers,
-	})
+	cfg := defaultRiverConfig(riverWorkers)
+	cfg.PeriodicJobs = periodic
+	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	require.NoError(b, err)
 	require.NoError(b, client.Start(context.Background()))
 	b.Cleanup(func() {

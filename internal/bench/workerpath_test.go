@@ -63,9 +63,16 @@ func BenchmarkWorkerPath(b *testing.B) {
 // its own by default.
 func defaultPool(b *testing.B) *pgxpool.Pool {
 	b.Helper()
+	return defaultPoolOn(b, dbtest.NewURL(b))
+}
+
+// defaultPoolOn opens a pool on url sized as the daemon sizes its own by
+// default; it is closed when the benchmark ends.
+func defaultPoolOn(b *testing.B, url string) *pgxpool.Pool {
+	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pool, err := database.Connect(ctx, dbtest.NewURL(b), database.Options{MaxConns: int32(defaults.DBMaxConns)})
+	pool, err := database.Connect(ctx, url, database.Options{MaxConns: int32(defaults.DBMaxConns)})
 	require.NoError(b, err)
 	b.Cleanup(pool.Close)
 	return pool
@@ -91,18 +98,13 @@ func recordedPath(b *testing.B, n int) (enqueuedPerSec, workedPerSec float64) {
 		FailureAlertThreshold: defaults.FailureAlertThreshold, FlushInterval: defaults.RecordFlushInterval,
 		InstanceID: "bench", Stopping: stopping.Load,
 	})
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		FetchCooldown:     defaults.FetchCooldown,
-		FetchPollInterval: defaults.FetchPollInterval,
-		ID:                "bench",
-		JobTimeout:        defaults.JobTimeout,
-		Logger:            logger,
-		Middleware:        []rivertype.Middleware{recorder},
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: defaults.Workers}},
-		RetryPolicy:       scheduler.RetryPolicy{},
-		SoftStopTimeout:   defaults.SoftStopTimeout,
-		Workers:           riverWorkers,
-	})
+	cfg := defaultRiverConfig(riverWorkers)
+	cfg.ID = "bench"
+	cfg.Logger = logger
+	cfg.Middleware = []rivertype.Middleware{recorder}
+	cfg.RetryPolicy = scheduler.RetryPolicy{}
+	cfg.SoftStopTimeout = defaults.SoftStopTimeout
+	client, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	require.NoError(b, err)
 	var now atomic.Pointer[time.Time]
 	setNow := func(t time.Time) { now.Store(&t) }
@@ -150,14 +152,7 @@ func bareRiver(b *testing.B, n int) float64 {
 	ctx := context.Background()
 	riverWorkers := river.NewWorkers()
 	require.NoError(b, workers.NoopClass{}.AddWorker(riverWorkers))
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		FetchCooldown:     defaults.FetchCooldown,
-		FetchPollInterval: defaults.FetchPollInterval,
-		JobTimeout:        defaults.JobTimeout,
-		Logger:            dbtest.Logger(),
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: defaults.Workers}},
-		Workers:           riverWorkers,
-	})
+	client, err := river.NewClient(riverpgxv5.New(pool), defaultRiverConfig(riverWorkers))
 	require.NoError(b, err)
 	params := make([]river.InsertManyParams, n)
 	for i := range params {

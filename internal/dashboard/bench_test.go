@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/atis-edu/atis-scheduler/internal/dashboard"
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
-	"github.com/atis-edu/atis-scheduler/workers"
 )
 
 // pageTarget is the bound on every page's p95.
@@ -31,10 +29,7 @@ func BenchmarkPages(b *testing.B) {
 	start := time.Now()
 	seedBulk(b, pool)
 	fmt.Printf("dashboard bench: seeded 10,000 schedules, 1,000,000 job_logs, 100,000 sync logs in %s\n", time.Since(start).Round(time.Second))
-	registry, err := workers.NewRegistry(workers.HTTPRequestClass{}, workers.NoopClass{})
-	require.NoError(b, err)
-	srv := httptest.NewServer(dashboard.New(dashboard.Config{Pool: pool, Registry: registry}))
-	b.Cleanup(srv.Close)
+	srv := serve(b, dashboard.Config{Pool: pool})
 	month := time.Now().UTC().Add(-30 * 24 * time.Hour)
 	pages := []string{"/", "/schedules", "/schedules?sort=name", "/schedules?q=bulk-99", "/schedules/101", "/schedules/5100",
 		"/runs", "/runs?status=cancelled", "/runs?class=log_retention", "/runs?schedule=101", "/runs?schedule=4421&status=failed",

@@ -50,19 +50,32 @@ type seeded struct {
 	run                                      int64
 }
 
+// classes are the job classes of every dashboard test: http_request,
+// whose parameters hold secrets to redact, and noop.
+var classes = []workers.Class{workers.HTTPRequestClass{}, workers.NoopClass{}}
+
+// serve serves the dashboard built from cfg, with a registry of classes,
+// until the test ends.
+func serve(tb testing.TB, cfg dashboard.Config) *httptest.Server {
+	tb.Helper()
+	registry, err := workers.NewRegistry(classes...)
+	require.NoError(tb, err)
+	cfg.Registry = registry
+	ui := dashboard.New(cfg)
+	require.NotNil(tb, ui)
+	srv := httptest.NewServer(ui)
+	tb.Cleanup(srv.Close)
+	return srv
+}
+
 // setup serves a dashboard on a fresh database holding seed's rows, with
 // token as ATIS_UI_TOKEN and addr as the listener's configured address.
 func setup(t *testing.T, token, addr string) *testBundle {
 	t.Helper()
 	pool := dbtest.NewPool(t)
-	h := schedtest.Start(t, pool, workers.HTTPRequestClass{}, workers.NoopClass{})
-	registry, err := workers.NewRegistry(workers.HTTPRequestClass{}, workers.NoopClass{})
-	require.NoError(t, err)
-	ui := dashboard.New(dashboard.Config{Pool: pool, Registry: registry, Runner: h.Scheduler, Token: token, Addr: addr,
+	h := schedtest.Start(t, pool, classes...)
+	srv := serve(t, dashboard.Config{Pool: pool, Runner: h.Scheduler, Token: token, Addr: addr,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	require.NotNil(t, ui)
-	srv := httptest.NewServer(ui)
-	t.Cleanup(srv.Close)
 	return &testBundle{pool: pool, harness: h, srv: srv, ids: seed(t, pool, h)}
 }
 

@@ -62,14 +62,9 @@ type Config struct {
 	// RowsPerPage is how many rows are staged at once, 1 to 10000.
 	// Defaults to 1000.
 	RowsPerPage int `json:"rows_per_page"`
-	// AllowedOrigins are origins besides url's that may receive the
-	// credentials (on a redirect). Defaults to none.
-	AllowedOrigins []string `json:"allowed_origins"`
-	// TimeoutSeconds bounds the download, body included. Defaults to 600.
-	TimeoutSeconds int `json:"timeout_seconds"`
-	// MaxRetries of the request (connection errors, 429, 5xx). Defaults
-	// to 4.
-	MaxRetries *int `json:"max_retries"`
+	// Settings: timeout_seconds bounds the whole download. Defaults to
+	// DefaultTimeout.
+	pull.Settings
 }
 
 // Provider is the csv provider.
@@ -143,13 +138,9 @@ func (p Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.Is(err, context.DeadlineExceeded) && cfg.URL != "":
-		return fmt.Errorf("%w: the download took longer than timeout_seconds (%s)", err, timeoutOf(cfg))
+		return fmt.Errorf("%w: the download took longer than timeout_seconds (%s)", err, cfg.Timeout(DefaultTimeout))
 	}
 	return err
-}
-
-func timeoutOf(cfg Config) time.Duration {
-	return time.Duration(cmp.Or(cfg.TimeoutSeconds, int(DefaultTimeout/time.Second))) * time.Second
 }
 
 // open returns the file's bytes: the download's body, or the file under
@@ -163,8 +154,8 @@ func (p Provider) open(ctx context.Context, cfg Config, req integrations.FetchRe
 		return nil, err
 	}
 	u, _ := url.Parse(cfg.URL)
-	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: u, AllowedOrigins: cfg.AllowedOrigins, Credentials: creds,
-		Accept: "text/csv, */*", Timeout: timeoutOf(cfg), MaxRetries: *cmp.Or(cfg.MaxRetries, new(pull.DefaultMaxRetries))})
+	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: u, Settings: cfg.Settings, DefaultTimeout: DefaultTimeout,
+		Credentials: creds, Accept: "text/csv, */*"})
 	resp, err := client.Get(ctx, cfg.URL, 1)
 	if err != nil {
 		return nil, err

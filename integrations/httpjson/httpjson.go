@@ -35,19 +35,15 @@ const (
 
 // Config is the integration's config column for http_json.
 type Config struct {
-	// AllowedOrigins are origins ("https://cdn.example.org") besides
-	// base_url's that may receive the credentials and headers, for a next
-	// page or a redirect there. A next page elsewhere fails the sync.
-	AllowedOrigins    []string          `json:"allowed_origins"`
+	// Settings: a next page on an origin not allowed fails the sync.
+	pull.Settings
 	BaseURL           string            `json:"base_url"`
 	Headers           map[string]string `json:"headers"`
 	IDField           string            `json:"id_field"`
 	MaxPageBytes      int64             `json:"max_page_bytes"`
 	MaxPages          int               `json:"max_pages"`
-	MaxRetries        *int              `json:"max_retries"`
 	Pagination        Pagination        `json:"pagination"`
 	RecordsPath       string            `json:"records_path"`
-	TimeoutSeconds    int               `json:"timeout_seconds"`
 	UpdatedSinceParam string            `json:"updated_since_param"`
 }
 
@@ -131,9 +127,8 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 		return err
 	}
 	base, _ := url.Parse(cfg.BaseURL)
-	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: base, AllowedOrigins: cfg.AllowedOrigins, Credentials: creds,
-		Headers: cfg.Headers, Accept: "application/json", Timeout: time.Duration(cmp.Or(cfg.TimeoutSeconds, int(DefaultTimeout/time.Second))) * time.Second,
-		MaxRetries: *cmp.Or(cfg.MaxRetries, new(DefaultMaxRetries))})
+	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: base, Settings: cfg.Settings, DefaultTimeout: DefaultTimeout,
+		Credentials: creds, Headers: cfg.Headers, Accept: "application/json"})
 	f := &fetcher{cfg: cfg, client: client}
 
 	next, err := f.firstURL(req)

@@ -33,14 +33,7 @@ type Config struct {
 	// Timezone is the zone of times written without one (floating), when
 	// the feed has no X-WR-TIMEZONE. Defaults to UTC.
 	Timezone string `json:"timezone"`
-	// AllowedOrigins are origins besides url's that may receive the
-	// credentials (on a redirect). Defaults to none.
-	AllowedOrigins []string `json:"allowed_origins"`
-	// TimeoutSeconds bounds the request, body included. Defaults to 30.
-	TimeoutSeconds int `json:"timeout_seconds"`
-	// MaxRetries of the request (connection errors, 429, 5xx). Defaults
-	// to 4.
-	MaxRetries *int `json:"max_retries"`
+	pull.Settings
 	// MaxBytes is the largest feed read. Defaults to 16 MiB.
 	MaxBytes int64 `json:"max_bytes"`
 }
@@ -124,9 +117,8 @@ func download(ctx context.Context, cfg Config, req integrations.FetchRequest) ([
 		return nil, err
 	}
 	u, _ := url.Parse(cfg.URL)
-	timeout := time.Duration(cmp.Or(cfg.TimeoutSeconds, int(DefaultTimeout/time.Second))) * time.Second
-	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: u, AllowedOrigins: cfg.AllowedOrigins, Credentials: creds,
-		Accept: "text/calendar", Timeout: timeout, MaxRetries: *cmp.Or(cfg.MaxRetries, new(pull.DefaultMaxRetries))})
+	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: u, Settings: cfg.Settings, DefaultTimeout: DefaultTimeout,
+		Credentials: creds, Accept: "text/calendar"})
 	resp, err := client.Get(ctx, cfg.URL, 1)
 	if err != nil {
 		return nil, err

@@ -49,13 +49,7 @@ type Config struct {
 	// filter=meta.lastModified gt "<since>": syncs after the first are
 	// then incremental. Defaults to false (every sync is full).
 	FilterLastModified bool `json:"filter_last_modified"`
-	// AllowedOrigins are origins besides base_url's that may receive the
-	// credentials (on a redirect). Defaults to none.
-	AllowedOrigins []string `json:"allowed_origins"`
-	// TimeoutSeconds bounds each request, body included. Defaults to 30.
-	TimeoutSeconds int `json:"timeout_seconds"`
-	// MaxRetries of a request (connection errors, 429, 5xx). Defaults to 4.
-	MaxRetries *int `json:"max_retries"`
+	pull.Settings
 	// MaxPages per resource type. Defaults to 100000.
 	MaxPages int `json:"max_pages"`
 	// MaxPageBytes is the largest page body read. Defaults to 16 MiB.
@@ -118,9 +112,8 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 		return err
 	}
 	base, _ := url.Parse(strings.TrimSuffix(cfg.BaseURL, "/"))
-	timeout := time.Duration(cmp.Or(cfg.TimeoutSeconds, int(DefaultTimeout/time.Second))) * time.Second
-	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: base, AllowedOrigins: cfg.AllowedOrigins, Credentials: creds,
-		Accept: "application/scim+json, application/json", Timeout: timeout, MaxRetries: *cmp.Or(cfg.MaxRetries, new(pull.DefaultMaxRetries))})
+	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: base, Settings: cfg.Settings, DefaultTimeout: DefaultTimeout,
+		Credentials: creds, Accept: "application/scim+json, application/json"})
 	l := &lister{cfg: cfg, client: client, base: base}
 	if req.Incremental {
 		l.filter = fmt.Sprintf("meta.lastModified gt %q", req.Since.UTC().Format(time.RFC3339))

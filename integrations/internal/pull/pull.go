@@ -7,6 +7,7 @@ package pull
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,28 +113,53 @@ func ParseOrigins(provider string, list []string) ([]string, error) {
 	return out, nil
 }
 
+// Settings are the config keys every pull provider reads alike: each
+// provider's Config embeds them.
+type Settings struct {
+	// AllowedOrigins are origins ("https://cdn.example.org") besides the
+	// integration URL's that may receive the credentials and configured
+	// headers: on a redirect there, or (http_json) for a next page there.
+	// Defaults to none.
+	AllowedOrigins []string `json:"allowed_origins"`
+	// TimeoutSeconds bounds each request, body included, from when it has
+	// its turn under api_rate_limit. Defaults to the provider's
+	// DefaultTimeout: 30 seconds, csv's 600.
+	TimeoutSeconds int `json:"timeout_seconds"`
+	// MaxRetries of a request (connection errors, 429, 5xx). Defaults to 4.
+	MaxRetries *int `json:"max_retries"`
+}
+
+// Timeout is timeout_seconds, or def when it is not set.
+func (s Settings) Timeout(def time.Duration) time.Duration {
+	if s.TimeoutSeconds == 0 {
+		return def
+	}
+	return time.Duration(s.TimeoutSeconds) * time.Second
+}
+
 // Options configure a Client.
 type Options struct {
 	// Base is the integration's URL: its origin may receive the
 	// credentials and Headers.
 	Base *url.URL
-	// AllowedOrigins (as ParseOrigins returns them) may receive them too.
-	AllowedOrigins []string
+	// Settings are the config's; their AllowedOrigins (as ParseOrigins
+	// returns them) may receive the credentials and Headers too.
+	Settings
+	// DefaultTimeout is the provider's, for a config without
+	// timeout_seconds.
+	DefaultTimeout time.Duration
 	Credentials    Credentials
 	// Headers are sent with every request (http_json's config.headers):
 	// secrets as much as the credentials.
 	Headers map[string]string
 	// Accept is the Accept header.
 	Accept string
-	// Timeout bounds each attempt, body included, from when it has its
-	// turn under the rate limit.
-	Timeout    time.Duration
-	MaxRetries int
 }
 
 // Client makes a provider's requests.
 type Client struct {
 	opts    Options
+	timeout time.Duration // of each attempt
 	origin  string
 	retry   *retryablehttp.Client
 	trusted []string
@@ -143,20 +169,20 @@ type Client struct {
 // honours the rate limit). Requests must be made under the context it
 // returns, which carries the timeout.
 func NewClient(ctx context.Context, engine *http.Client, o Options) (*Client, context.Context) {
-	c := &Client{opts: o, origin: origin.Of(o.Base)}
+	c := &Client{opts: o, origin: origin.Of(o.Base), timeout: o.Timeout(o.DefaultTimeout)}
 	c.trusted = append([]string{c.origin}, o.AllowedOrigins...)
 	perAttempt := *engine
 	perAttempt.CheckRedirect = origin.CheckRedirect(c.trusted, c.secretHeaders()...)
 	rc := retryablehttp.NewClient()
 	rc.HTTPClient = &perAttempt
 	rc.Logger = nil
-	rc.RetryMax = o.MaxRetries
+	rc.RetryMax = *cmp.Or(o.MaxRetries, new(DefaultMaxRetries))
 	rc.RetryWaitMin, rc.RetryWaitMax = 200*time.Millisecond, 10*time.Second
 	rc.Backoff = backoff
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	rc.CheckRetry = checkRetry
 	c.retry = rc
-	return c, integrations.WithRequestTimeout(ctx, o.Timeout)
+	return c, integrations.WithRequestTimeout(ctx, c.timeout)
 }
 
 // secretHeaders names every header that carries a credential or was
@@ -202,7 +228,7 @@ func (c *Client) Get(ctx context.Context, target string, page int) (*http.Respon
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("page %d: %s: %s", page, shown, describe(err, c.opts.Timeout, target))
+		return nil, fmt.Errorf("page %d: %s: %s", page, shown, describe(err, c.timeout, target))
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
@@ -245,7 +271,7 @@ func (c *Client) Read(resp *http.Response, limit int64, target string) ([]byte, 
 	body, err := readBody(resp, limit+1)
 	switch {
 	case err != nil:
-		return nil, errors.New(describe(err, c.opts.Timeout, target))
+		return nil, errors.New(describe(err, c.timeout, target))
 	case int64(len(body)) > limit:
 		return nil, ErrTooLarge
 	}

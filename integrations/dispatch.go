@@ -79,13 +79,25 @@ func (e *Engine) providerNames() []string {
 func (e *Engine) Dispatch(ctx context.Context, client *river.Client[pgx.Tx], now time.Time) (DispatchResult, error) {
 	res := DispatchResult{Enqueued: []int64{}, Errors: map[int64]string{}}
 	err := pgx.BeginFunc(ctx, e.Pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT i.id, i.sync_frequency,
+		rows, err := tx.Query(ctx, `SELECT i.id FROM integrations i
+			WHERE coalesce(i.is_enabled, false) AND nullif(trim(i.sync_frequency), '') IS NOT NULL AND i.provider = ANY($1)
+			ORDER BY i.id FOR UPDATE OF i SKIP LOCKED`, e.providerNames())
+		if err != nil {
+			return err
+		}
+		locked, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		// A second statement, so a second snapshot: a row locked just after
+		// another dispatch committed it must see the job_logs row that
+		// dispatch wrote. The locking statement's snapshot, taken before
+		// that commit, would not, and the sync would be enqueued twice.
+		rows, err = tx.Query(ctx, `SELECT i.id, i.sync_frequency,
 				greatest(i.last_sync_at, (SELECT max(l.start_time) FROM integration_sync_logs l WHERE l.integration_id = i.id)),
 				EXISTS (SELECT 1 FROM job_logs j WHERE j.job_class = 'integration_sync' AND j.status IN ('queued', 'processing')
 					AND j.payload->'parameters'->>'integration_id' = i.id::text)
-			FROM integrations i WHERE coalesce(i.is_enabled, false) AND nullif(trim(i.sync_frequency), '') IS NOT NULL
-				AND i.provider = ANY($1)
-			ORDER BY i.id FOR UPDATE OF i SKIP LOCKED`, e.providerNames())
+			FROM integrations i WHERE i.id = ANY($1) ORDER BY i.id`, locked)
 		if err != nil {
 			return err
 		}

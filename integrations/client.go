@@ -19,5 +19,5 @@ func (e *Engine) HTTPClient(integrationID int64, perMinute int) *http.Client {
 // than HTTP (SMTP). It returns a *RateLimitWaitError when the turn would
 // come after ctx's deadline.
 func (e *Engine) WaitTurn(ctx context.Context, integrationID int64, perMinute int) error {
-	return (&transport{limiter: e.limiters.get(integrationID, perMinute)}).wait(ctx)
+	return waitTurn(ctx, e.limiters.get(integrationID, perMinute))
 }

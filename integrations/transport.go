@@ -91,7 +91,7 @@ func newTransport(limiter *rate.Limiter) *transport {
 // RoundTrip implements http.RoundTripper. The request's timeout starts once
 // it has its turn and covers the body until it is closed.
 func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if err := t.wait(r.Context()); err != nil {
+	if err := waitTurn(r.Context(), t.limiter); err != nil {
 		return nil, err
 	}
 	t.requests.Add(1)
@@ -105,16 +105,17 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-func (t *transport) wait(ctx context.Context) error {
-	if t.limiter == nil {
+// waitTurn waits for one request's turn under limiter (nil: no limit).
+func waitTurn(ctx context.Context, limiter *rate.Limiter) error {
+	if limiter == nil {
 		return nil
 	}
-	err := t.limiter.Wait(ctx)
+	err := limiter.Wait(ctx)
 	if err == nil || errors.Is(err, context.Canceled) {
 		return err
 	}
 	// The deadline would pass (rate says so before waiting) or has passed.
-	return &RateLimitWaitError{PerMinute: int(math.Round(float64(t.limiter.Limit()) * 60))}
+	return &RateLimitWaitError{PerMinute: int(math.Round(float64(limiter.Limit()) * 60))}
 }
 
 // timedBody ends a request's timeout when its body is closed.

@@ -96,11 +96,8 @@ func (c *jobsCommand) Next(expr string) error {
 			return usageError{fmt.Errorf("--from=%q is not an RFC3339 instant (e.g. 2026-03-28T00:00:00Z)", c.from)}
 		}
 	}
-	for range c.count {
-		if at = sched.Next(at); at.IsZero() {
-			break
-		}
-		if _, err := fmt.Fprintln(c.app.stdout, at.In(loc).Format(time.RFC3339)); err != nil {
+	for _, t := range schedule.Upcoming(sched, at, c.count) {
+		if _, err := fmt.Fprintln(c.app.stdout, t.In(loc).Format(time.RFC3339)); err != nil {
 			return err
 		}
 	}

@@ -198,18 +198,15 @@ func nextFireTimes(s scheduleRow, now time.Time, n int) ([]fireTime, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
-	var out []fireTime
-	t := now
+	var times []time.Time
 	if s.NextRunAt != nil {
-		t = *s.NextRunAt
-		out = append(out, fireTime{Local: t.In(loc), UTC: t.UTC()})
+		times = append([]time.Time{*s.NextRunAt}, schedule.Upcoming(sch, *s.NextRunAt, n-1)...)
+	} else {
+		times = schedule.Upcoming(sch, now, n)
 	}
-	for len(out) < n {
-		t = sch.Next(t)
-		if t.IsZero() {
-			break
-		}
-		out = append(out, fireTime{Local: t.In(loc), UTC: t.UTC()})
+	out := make([]fireTime, len(times))
+	for i, t := range times {
+		out[i] = fireTime{Local: t.In(loc), UTC: t.UTC()}
 	}
 	return out, ""
 }

@@ -70,6 +70,19 @@ func ParseCron(expr string, loc *time.Location) (Schedule, error) {
 	}
 }
 
+// Upcoming returns s's next n fire times after after, fewer when s has no
+// more.
+func Upcoming(s Schedule, after time.Time, n int) []time.Time {
+	out := make([]time.Time, 0, n)
+	for t := after; len(out) < n; {
+		if t = s.Next(t); t.IsZero() {
+			break
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
 // Every returns a schedule firing every d after the previous fire time.
 func Every(d time.Duration) Schedule { return interval(d) }
 

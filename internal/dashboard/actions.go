@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/atis-edu/atis-scheduler/scheduler"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -132,13 +133,13 @@ func (d *Dashboard) runNow(w http.ResponseWriter, r *http.Request, s *session) {
 // for a class the registry knows.
 func (d *Dashboard) setSwitch(w http.ResponseWriter, r *http.Request, s *session) {
 	class, on := r.PostFormValue("class"), r.PostFormValue("paused") == "true"
-	key := "scheduler.paused"
+	key := scheduler.PauseAll
 	if class != "*" {
 		if !slices.Contains(d.cfg.Registry.Names(), class) {
 			http.Error(w, "unknown job class", http.StatusBadRequest)
 			return
 		}
-		key += "." + class
+		key = scheduler.PausePrefix + class
 	}
 	ctx := r.Context()
 	err := pgx.BeginFunc(ctx, d.cfg.Pool, func(tx pgx.Tx) error {

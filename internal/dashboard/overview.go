@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/scheduler"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -167,7 +168,5 @@ func (d *Dashboard) nextFires(ctx context.Context, n int) ([]nextFire, error) {
 
 // switches lists the pause switches in effect (platform.feature_flags).
 func (d *Dashboard) switches(ctx context.Context) ([]string, error) {
-	return query(ctx, d.cfg.Pool, pgx.RowTo[string], "read pause switches", `SELECT key FROM platform.feature_flags
-		WHERE is_enabled AND deleted_at IS NULL AND (key = 'scheduler.paused' OR key LIKE 'scheduler.paused.%')
-		ORDER BY key`)
+	return scheduler.PauseSwitches(ctx, d.cfg.Pool)
 }

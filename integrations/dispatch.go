@@ -148,23 +148,34 @@ func (e *Engine) Dispatch(ctx context.Context, client *river.Client[pgx.Tx], now
 // isDue reports whether a sync_frequency has come round since the last
 // sync (or sync attempt); never synced is due.
 func isDue(freq string, last *time.Time, now time.Time) (bool, error) {
-	var next func(time.Time) time.Time
-	switch f := strings.ToLower(strings.TrimSpace(freq)); f {
-	case "hourly":
-		next = func(t time.Time) time.Time { return t.Add(time.Hour) }
-	case "daily":
-		next = func(t time.Time) time.Time { return t.Add(24 * time.Hour) }
-	case "weekly":
-		next = func(t time.Time) time.Time { return t.Add(7 * 24 * time.Hour) }
-	default:
-		sched, err := schedule.ParseCron(freq, time.UTC)
-		if err != nil {
-			return false, fmt.Errorf("sync_frequency %q is not hourly, daily, weekly or a cron expression: %w", freq, err)
-		}
-		next = sched.Next
+	var base time.Time
+	if last != nil {
+		base = *last
 	}
-	if last == nil {
+	next, err := NextSync(freq, base)
+	switch {
+	case err != nil:
+		return false, err
+	case last == nil:
 		return true, nil
 	}
-	return !next(*last).After(now), nil
+	return !next.After(now), nil
+}
+
+// NextSync is when sync_frequency freq (hourly, daily, weekly, or a cron
+// expression in UTC) comes round after last.
+func NextSync(freq string, last time.Time) (time.Time, error) {
+	switch f := strings.ToLower(strings.TrimSpace(freq)); f {
+	case "hourly":
+		return last.Add(time.Hour), nil
+	case "daily":
+		return last.Add(24 * time.Hour), nil
+	case "weekly":
+		return last.Add(7 * 24 * time.Hour), nil
+	}
+	sched, err := schedule.ParseCron(freq, time.UTC)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sync_frequency %q is not hourly, daily, weekly or a cron expression: %w", freq, err)
+	}
+	return sched.Next(last), nil
 }

@@ -8,9 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/atis-edu/atis-scheduler/internal/schedule"
 )
 
 // syncsShown is how many recent syncs each integration shows.
@@ -129,20 +128,9 @@ func nextDue(i integrationRow, now time.Time) string {
 	if base.IsZero() {
 		return "now (never synced)"
 	}
-	var next time.Time
-	switch f := strings.ToLower(*i.Frequency); f {
-	case "hourly":
-		next = base.Add(time.Hour)
-	case "daily":
-		next = base.Add(24 * time.Hour)
-	case "weekly":
-		next = base.Add(7 * 24 * time.Hour)
-	default:
-		sch, err := schedule.ParseCron(*i.Frequency, time.UTC)
-		if err != nil {
-			return "unknown sync_frequency"
-		}
-		next = sch.Next(base)
+	next, err := integrations.NextSync(*i.Frequency, base)
+	if err != nil {
+		return "unknown sync_frequency"
 	}
 	if !next.After(now) {
 		return "due now"

@@ -58,9 +58,9 @@ func refKey(v any) (string, bool) {
 	return key, ok && strings.TrimSpace(key) != ""
 }
 
-// isConfigRef reports whether a decoded header value is a reference: it
+// IsConfigRef reports whether a decoded header value is a reference: it
 // names a key, holds no secret, and is shown as is.
-func isConfigRef(v any) bool {
+func IsConfigRef(v any) bool {
 	_, ok := refKey(v)
 	return ok
 }

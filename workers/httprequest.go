@@ -87,7 +87,7 @@ func (HTTPRequestClass) Redact(params json.RawMessage) json.RawMessage {
 	}
 	if h, ok := m["headers"].(map[string]any); ok {
 		for k, v := range h {
-			if !isConfigRef(v) {
+			if !IsConfigRef(v) {
 				h[k] = "[redacted]"
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
+
+	"github.com/atis-edu/atis-scheduler/workers"
 )
 
 // secretKey matches JSON keys whose values are never shown, whatever the
@@ -33,11 +35,11 @@ func redact(raw json.RawMessage) json.RawMessage {
 func redactValue(v any, inHeaders bool) any {
 	switch t := v.(type) {
 	case map[string]any:
-		if isConfigRef(t) {
+		if workers.IsConfigRef(t) {
 			return t
 		}
 		for k, val := range t {
-			if (inHeaders || secretKey.MatchString(k)) && !isConfigRef(val) {
+			if (inHeaders || secretKey.MatchString(k)) && !workers.IsConfigRef(val) {
 				t[k] = redacted
 				continue
 			}
@@ -62,15 +64,6 @@ var urlCredentials = regexp.MustCompile(`(://)[^/\s@]+@`)
 // JSON value that is a URL and a message that holds one alike.
 func hideURLCredentials(s string) string {
 	return urlCredentials.ReplaceAllString(s, "${1}REDACTED@")
-}
-
-func isConfigRef(v any) bool {
-	m, ok := v.(map[string]any)
-	if !ok || len(m) != 1 {
-		return false
-	}
-	_, ok = m["from_config"].(string)
-	return ok
 }
 
 // pretty indents JSON for a <pre>.

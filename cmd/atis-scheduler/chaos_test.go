@@ -6,7 +6,6 @@ package main_test
 // test-chaos) runs the full durations.
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/atis-edu/atis-scheduler/internal/database"
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/atis-edu/atis-scheduler/internal/procstat"
 )
@@ -48,15 +48,7 @@ func migratedURL(t *testing.T) string {
 // counted among the daemon's sessions.
 func observerPool(t *testing.T, url string) *pgxpool.Pool {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(url)
-	require.NoError(t, err)
-	cfg.ConnConfig.RuntimeParams["application_name"] = "atis-chaos-observer"
-	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
-	cfg.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	return pool
+	return dbtest.PoolWith(t, url, database.Options{ApplicationName: "atis-chaos-observer", MaxConns: 4})
 }
 
 // procStatusKB reads a field such as VmHWM or VmRSS, in kB, from

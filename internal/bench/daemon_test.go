@@ -2,7 +2,6 @@ package bench_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"os/exec"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/internal/database"
+	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 )
@@ -108,15 +109,5 @@ func (d *daemon) alive() bool {
 // that its sessions are told apart from the daemon's.
 func observerPool(b *testing.B, databaseURL string) *pgxpool.Pool {
 	b.Helper()
-	cfg, err := pgxpool.ParseConfig(databaseURL)
-	require.NoError(b, err)
-	cfg.ConnConfig.RuntimeParams["application_name"] = "atis-bench-observer"
-	cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
-	cfg.MaxConns = 4
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(b, err)
-	b.Cleanup(pool.Close)
-	return pool
+	return dbtest.PoolWith(b, databaseURL, database.Options{ApplicationName: "atis-bench-observer", MaxConns: 4})
 }

@@ -93,12 +93,14 @@ type RunDetail struct {
 // ErrRunNotFound is returned by ShowRun for an unknown run.
 var ErrRunNotFound = errors.New("scheduler: no such run")
 
-// ShowRun returns a run with all its attempts.
+// ShowRun returns a run with all its attempts. Rows are found through the
+// seed's index on job_id (the River id as text): river_job_id is indexed
+// only while a run is unfinished.
 func ShowRun(ctx context.Context, pool *pgxpool.Pool, id int64) (RunDetail, error) {
 	var d RunDetail
 	rows, err := pool.Query(ctx, `SELECT `+runColumns+`, l.queue, l.payload FROM job_logs l
 		LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
-		WHERE l.river_job_id = $1 ORDER BY l.attempt DESC LIMIT 1`, id)
+		WHERE l.job_id = $2 AND l.river_job_id = $1 ORDER BY l.attempt DESC LIMIT 1`, id, fmt.Sprint(id))
 	if err != nil {
 		return d, err
 	}
@@ -110,7 +112,7 @@ func ShowRun(ctx context.Context, pool *pgxpool.Pool, id int64) (RunDetail, erro
 		return d, err
 	}
 	rows, err = pool.Query(ctx, `SELECT attempt, status, start_time, end_time, duration, error_message, error_trace, result
-		FROM job_logs WHERE river_job_id = $1 ORDER BY attempt, id`, id)
+		FROM job_logs WHERE job_id = $2 AND river_job_id = $1 ORDER BY attempt, id`, id, fmt.Sprint(id))
 	if err != nil {
 		return d, err
 	}

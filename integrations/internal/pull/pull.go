@@ -247,7 +247,7 @@ func describe(err error, timeout time.Duration, target string) string {
 	var uerr *url.Error
 	switch {
 	case errors.As(err, &uerr) && uerr.Timeout(), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("no answer within %s (timeout_seconds)", timeout)
+		return fmt.Sprintf("no answer within %s", timeout)
 	case strings.Contains(err.Error(), "stopped after") && strings.Contains(err.Error(), "redirects"):
 		return "too many redirects (a redirect loop?)"
 	default:

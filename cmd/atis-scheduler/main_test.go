@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/cli"
@@ -153,7 +154,17 @@ func startCommand(t *testing.T, cmd *exec.Cmd, env ...string) *daemon {
 	d := &daemon{cmd: cmd, lines: make(chan map[string]any, 1000), output: &syncBuffer{}}
 	cmd.Stdout = d.output
 	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() { // what the daemon said is the first thing a reader of a CI failure needs
+			out := d.output.String()
+			if len(out) > 16<<10 {
+				out = "…" + out[len(out)-16<<10:]
+			}
+			t.Logf("daemon (pid %d) output:\n%s", cmd.Process.Pid, out)
+		}
+	})
 	go func() {
 		defer close(d.lines)
 		sc := bufio.NewScanner(io.TeeReader(stderr, d.output))
@@ -238,8 +249,14 @@ func TestKilledDaemonIsReconciledOnRestart(t *testing.T) {
 
 	second := startDaemon(t, env...)
 	waitFor(t, second.lines, "ready")
-	require.Eventually(t, func() bool { return status(2) == "processing" }, 20*time.Second, 20*time.Millisecond,
-		"the killed run is handed back and runs again")
+	if !assert.Eventually(t, func() bool { return status(2) == "processing" }, 20*time.Second, 20*time.Millisecond,
+		"the killed run is handed back and runs again") {
+		t.Logf("killed pid %d; instances: %v", first.cmd.Process.Pid, column(t, pool,
+			`SELECT id || ' pid ' || pid || ' key ' || coalesce(host_key, '-') || ' beat ' || (now() - heartbeat_at)::text FROM scheduler_instances`))
+		t.Logf("river_job: %v", column(t, pool, `SELECT id || ' ' || state || ' attempt ' || attempt || ' by ' || attempted_by::text || ' ' || errors::text FROM river_job`))
+		t.Logf("job_logs: %v", column(t, pool, `SELECT attempt || ' ' || status || ' ' || coalesce(error_message, '') FROM job_logs`))
+		t.FailNow()
+	}
 	var msg string
 	require.NoError(t, pool.QueryRow(ctx, "SELECT l.error_message FROM job_logs l JOIN scheduled_jobs j ON j.id = l.scheduled_job_id WHERE j.name = 'slow' AND l.attempt = 1").Scan(&msg))
 	require.Contains(t, msg, "the process working it stopped")

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 
+	"github.com/atis-edu/atis-scheduler/internal/advisorylock"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -27,9 +28,6 @@ const (
 	SyncFull        = "full"
 	SyncIncremental = "incremental"
 )
-
-// lockClass is the first key of the per-integration advisory lock ("atis").
-const lockClass = 0x61746973
 
 // Observer counts synced records (metrics). Optional.
 type Observer interface {
@@ -108,7 +106,7 @@ func (e *Engine) Sync(ctx context.Context, p SyncParams, initiatedBy *int64) (Sy
 	}
 	defer conn.Release()
 	var locked bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", int32(lockClass), int32(in.ID)).Scan(&locked); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", advisorylock.IntegrationSync, advisorylock.Key(in.ID)).Scan(&locked); err != nil {
 		return res, err
 	}
 	if !locked {
@@ -118,7 +116,7 @@ func (e *Engine) Sync(ctx context.Context, p SyncParams, initiatedBy *int64) (Sy
 	defer func() {
 		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, err := conn.Exec(unlockCtx, "SELECT pg_advisory_unlock($1, $2)", int32(lockClass), int32(in.ID)); err != nil {
+		if _, err := conn.Exec(unlockCtx, "SELECT pg_advisory_unlock($1, $2)", advisorylock.IntegrationSync, advisorylock.Key(in.ID)); err != nil {
 			_ = conn.Conn().Close(unlockCtx) // closing the session frees the lock
 		}
 	}()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/httpjson"
+	"github.com/atis-edu/atis-scheduler/internal/advisorylock"
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/atis-edu/atis-scheduler/internal/schedtest"
 )
@@ -438,6 +439,29 @@ func TestOneSyncOfAnIntegrationAtATime(t *testing.T) {
 	close(release)
 	require.NoError(t, <-done)
 	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM integration_sync_logs WHERE integration_id = $1", id))
+}
+
+// TestARunStartNeverSkipsASync: a run of schedule N starting (its overlap
+// check holds a transaction lock keyed by N) while integration N syncs must
+// not make the sync look already running. The two locks once shared a class,
+// and a chaos run lost a sync that way: skipped, with no sync log.
+func TestARunStartNeverSkipsASync(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	b := setup(t)
+	a := newAPI(t, 10)
+	id := b.integration(t, conf(a, "/none", map[string]any{"type": "none"}), nil)
+	tx, err := b.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", advisorylock.ScheduleOverlap, advisorylock.Key(id))
+	require.NoError(t, err)
+
+	res, err := b.engine.Sync(ctx, integrations.SyncParams{IntegrationID: id}, nil)
+	require.NoError(t, err)
+	require.Empty(t, res.Skipped)
+	require.Equal(t, "completed", b.lastLog(t, id).Status)
 }
 
 // TestSecretsNeverLeak plants secrets in the credentials and in a header,

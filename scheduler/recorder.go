@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river/rivershared/startstop"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/atis-edu/atis-scheduler/internal/advisorylock"
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
@@ -244,17 +245,14 @@ func (rec *Recorder) begin(ctx context.Context, r run, start time.Time) (busy bo
 	// not yet started: their checks take turns under a lock of the schedule's
 	// own, held until the winner's row says processing.
 	err = pgx.BeginFunc(ctx, rec.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", overlapLockClass, int32(r.args.ScheduledJobID)); err != nil {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", advisorylock.ScheduleOverlap,
+			advisorylock.Key(r.args.ScheduledJobID)); err != nil {
 			return fmt.Errorf("lock schedule %d: %w", r.args.ScheduledJobID, err)
 		}
 		return rec.markProcessing(ctx, tx, r, start, true, &busy)
 	})
 	return busy, err
 }
-
-// overlapLockClass is the first key of the advisory locks that serialise
-// the overlap checks of one schedule ('atis').
-const overlapLockClass int32 = 0x61746973
 
 type queryRower interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row

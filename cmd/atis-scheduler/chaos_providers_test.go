@@ -225,7 +225,11 @@ func TestChaosHostileProviders(t *testing.T) {
 		logs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[syncLog])
 		require.NoError(t, err)
 		if len(logs) == 0 {
-			t.Errorf("%s: no sync ran", c.path)
+			t.Errorf("%s: no sync ran; its runs: %v; its river jobs: %v", c.path,
+				column(t, pool, `SELECT l.attempt || ' ' || l.status || ' ' || coalesce(l.error_message, '') FROM job_logs l
+					JOIN scheduled_jobs s ON s.id = l.scheduled_job_id WHERE s.name = $1`, "sync-hostile"+c.path),
+				column(t, pool, `SELECT id || ' ' || state || ' ' || args::text || ' ' || errors::text FROM river_job
+					WHERE kind = 'integration_sync' AND (args->'parameters'->>'integration_id')::bigint = $1`, ids[c.path]))
 			continue
 		}
 		last := logs[len(logs)-1]

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -88,26 +89,70 @@ func NewReconciler(pool *pgxpool.Pool, logger *slog.Logger, cfg ReconcilerConfig
 	return &Reconciler{cfg: cfg, hostname: host, logger: logger.With(slog.String("component", "reconciler")), pool: pool}
 }
 
-// HostKey names the pid space this process lives in: the kernel's boot id
-// and the inode of its pid namespace. Two processes with the same key can
-// look each other up by pid; a hostname cannot tell that (containers with
-// host networking, cloned VMs share one). Empty where /proc does not say,
-// and then no process is judged by its pid.
-func HostKey() string {
-	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+// HostKey names the pid space this process lives in: which kernel boot,
+// and which pid namespace. Two processes with the same key can look each
+// other up by pid; a hostname cannot tell that (containers with host
+// networking, cloned VMs share one). Empty where /proc does not say, and
+// then no process is judged by its pid, only by a silent heartbeat.
+func HostKey() string { return hostKey("/proc") }
+
+// hostKey reads the key from the proc file system at proc. The boot is the
+// kernel's boot id, else its boot time; the pid namespace is the inode of
+// /proc/self/ns/pid, else the start time of the namespace's init (pid 1),
+// which every process of one namespace sees and processes of another do
+// not. The first forms are what wave 1's replicas recorded.
+func hostKey(proc string) string {
+	boot, space := bootID(proc), pidSpace(proc)
+	if boot == "" || space == "" {
+		return ""
+	}
+	return boot + "/" + space
+}
+
+func bootID(proc string) string {
+	if b, err := os.ReadFile(proc + "/sys/kernel/random/boot_id"); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return "boot:" + string(bytes.TrimSpace(b))
+	}
+	stat, err := os.ReadFile(proc + "/stat")
 	if err != nil {
 		return ""
 	}
-	ns, err := os.Readlink("/proc/self/ns/pid")
+	for line := range strings.Lines(string(stat)) {
+		if rest, ok := strings.CutPrefix(line, "btime "); ok {
+			return "btime:" + strings.TrimSpace(rest)
+		}
+	}
+	return ""
+}
+
+func pidSpace(proc string) string {
+	if ns, err := os.Readlink(proc + "/self/ns/pid"); err == nil && ns != "" {
+		return strings.ReplaceAll(ns, ":", "")
+	}
+	stat, err := os.ReadFile(proc + "/1/stat")
 	if err != nil {
 		return ""
 	}
-	return "boot:" + strings.TrimSpace(string(boot)) + "/" + strings.ReplaceAll(ns, ":", "")
+	// The command name may hold spaces and parentheses: fields count from
+	// the last ')'. starttime is field 22; state, field 3, comes first.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return ""
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 20 {
+		return ""
+	}
+	return "init:" + fields[19]
 }
 
 // Register records this process as alive. Call it before River starts, so
 // that no job is ever attributed to an unknown process.
 func (r *Reconciler) Register(ctx context.Context) error {
+	if r.cfg.HostKey == "" {
+		r.logger.WarnContext(ctx, "cannot tell this host's pid space from /proc: the runs of a killed process "+
+			"are handed back only after its heartbeat has been silent for dead_after", slog.Duration("dead_after", r.cfg.DeadAfter))
+	}
 	return r.register(ctx, r.pool)
 }
 

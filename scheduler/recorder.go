@@ -243,42 +243,33 @@ func (r run) guarded() bool {
 func (rec *Recorder) begin(ctx context.Context, r run, start time.Time) (busy bool, err error) {
 	// Two runs of one schedule fetched together would each see the other as
 	// not yet started: their checks take turns under a lock of the schedule's
-	// own, held until the winner's row says processing.
-	err = pgx.BeginFunc(ctx, rec.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", advisorylock.ScheduleOverlap,
-			advisorylock.Key(r.args.ScheduledJobID)); err != nil {
-			return fmt.Errorf("lock schedule %d: %w", r.args.ScheduledJobID, err)
-		}
-		return rec.markProcessing(ctx, tx, r, start, true, &busy)
-	})
-	return busy, err
-}
-
-type queryRower interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-func (rec *Recorder) markProcessing(ctx context.Context, db queryRower, r run, start time.Time, guard bool, busy *bool) error {
-	err := db.QueryRow(ctx, `WITH busy AS (
-			SELECT $4::bool AND EXISTS (SELECT 1 FROM job_logs WHERE scheduled_job_id = $5 AND status = 'processing'
+	// own, held until the winner's row says processing. One round trip: a
+	// batch outside a transaction runs as one implicit transaction, so the
+	// lock is held until the row is written, and each statement reads a
+	// snapshot of its own (read committed), so the check sees a winner that
+	// committed while this one waited for the lock.
+	b := &pgx.Batch{}
+	b.Queue("SELECT pg_advisory_xact_lock($1, $2)", advisorylock.ScheduleOverlap, advisorylock.Key(r.args.ScheduledJobID))
+	b.Queue(`WITH busy AS (
+			SELECT EXISTS (SELECT 1 FROM job_logs WHERE scheduled_job_id = $4 AND status = 'processing'
 				AND river_job_id <> $1) AS b
 		), upd AS (
 			UPDATE job_logs SET status = 'processing', start_time = $3, error_message = NULL
-			WHERE job_id = $6 AND river_job_id = $1 AND attempt = $2 AND status IN ('queued', 'processing') AND NOT (SELECT b FROM busy)
+			WHERE job_id = $5 AND river_job_id = $1 AND attempt = $2 AND status IN ('queued', 'processing') AND NOT (SELECT b FROM busy)
 			RETURNING 1
 		), ins AS (
 			INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, start_time, scheduled_job_id, executed_by)
-			SELECT $6, $1, $7, $8, $2, 'processing', $9, $3, $5, $10
+			SELECT $5, $1, $6, $7, $2, 'processing', $8, $3, $4, $9
 			WHERE NOT (SELECT b FROM busy) AND NOT EXISTS (SELECT 1 FROM upd)
 			RETURNING 1
 		)
 		SELECT b FROM busy`,
-		r.job.ID, r.job.Attempt, start.UTC(), guard, r.scheduledJobID(), fmt.Sprint(r.job.ID), r.meta.JobClass, r.job.Queue,
-		r.payload, r.args.ExecutedBy).Scan(busy)
-	if err != nil {
-		return fmt.Errorf("mark attempt processing: %w", err)
+		r.job.ID, r.job.Attempt, start.UTC(), r.scheduledJobID(), fmt.Sprint(r.job.ID), r.meta.JobClass, r.job.Queue,
+		r.payload, r.args.ExecutedBy).QueryRow(func(row pgx.Row) error { return row.Scan(&busy) })
+	if err := rec.pool.SendBatch(ctx, b).Close(); err != nil {
+		return false, fmt.Errorf("mark attempt processing (schedule %d): %w", r.args.ScheduledJobID, err)
 	}
-	return nil
+	return busy, nil
 }
 
 func (r run) scheduledJobID() *int64 {

@@ -81,3 +81,47 @@ func TestOverlapCheckAtStartIsAtomic(t *testing.T) {
 		require.Equal(t, 1, c.highest[id], "schedule %d had runs working at once", id)
 	}
 }
+
+// TestAStaleClaimIsTakenOver: a claim left by a run whose process died
+// before the recorder released it (its River job no longer running) holds
+// nothing up, and the reconciler drops it once it is old.
+func TestAStaleClaimIsTakenOver(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	pool := dbtest.Pool(t, ownedDatabase(t))
+	c := &concurrency{now: map[int64]int{}, highest: map[int64]int{}}
+	registry, err := workers.NewRegistry(c.class())
+	require.NoError(t, err)
+	client := schedtest.NewClient(t, pool, registry, scheduler.RecorderConfig{})
+	sched := scheduler.New(pool, client, registry, dbtest.Logger(), scheduler.Config{})
+
+	var id int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO scheduled_jobs (name, job_class, cron_expression, overlap_policy, parameters)
+		VALUES ('o', 'test_overlap', '0 0 1 1 *', 'skip', '{}') RETURNING id`).Scan(&id))
+	_, err = pool.Exec(ctx, `INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id, claimed_at)
+		VALUES ($1, 987654321, now() - interval '1 hour')`, id)
+	require.NoError(t, err)
+	_, err = sched.RunNow(ctx, id, nil)
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.StopAndCancel(ctx)
+	})
+	eventually(t, func() bool {
+		return scalar[int](t, pool, "SELECT count(*) FROM job_logs WHERE status = 'completed'") == 1
+	}, "the run starts although a dead run's claim is left")
+	eventually(t, func() bool {
+		return scalar[int](t, pool, "SELECT count(*) FROM scheduler_run_claims") == 0
+	}, "the run's end releases the claim it took over")
+
+	// A stale claim of a run that never released it: the reconciler drops it.
+	_, err = pool.Exec(ctx, `INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id, claimed_at)
+		VALUES ($1, 987654321, now() - interval '1 hour')`, id)
+	require.NoError(t, err)
+	_, err = scheduler.NewReconciler(pool, dbtest.Logger(), scheduler.ReconcilerConfig{InstanceID: "t"}).Reconcile(ctx)
+	require.NoError(t, err)
+	require.Zero(t, scalar[int](t, pool, "SELECT count(*) FROM scheduler_run_claims"))
+}

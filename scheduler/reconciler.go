@@ -302,6 +302,9 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if rep.Flags, err = r.fixRunningFlags(ctx); err != nil {
 		return rep, err
 	}
+	if err := r.dropStaleClaims(ctx); err != nil {
+		return rep, err
+	}
 	if rep != (ReconcileReport{}) {
 		r.logger.InfoContext(ctx, "reconciled", slog.Int("rescued_runs", rep.Rescued),
 			slog.Int("closed_job_logs", rep.Closed), slog.Int("fixed_is_running", rep.Flags))
@@ -495,6 +498,24 @@ func (r *Reconciler) fixRunningFlags(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// dropStaleClaims deletes schedule claims whose River job stopped running
+// (a crash between a run's end and the recorder's flush). They are free to
+// take over already; this only keeps the table small. Only claims older than
+// staleClaimAge go: a claim taken over meanwhile has a fresh claimed_at, and
+// PostgreSQL re-checks the condition on the row it finds updated.
+func (r *Reconciler) dropStaleClaims(ctx context.Context) error {
+	if _, err := r.pool.Exec(ctx, `DELETE FROM scheduler_run_claims c
+		WHERE c.claimed_at < now() - make_interval(secs => $1)
+		  AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = c.river_job_id AND j.state = 'running')`,
+		staleClaimAge.Seconds()); err != nil {
+		return fmt.Errorf("drop stale schedule claims: %w", err)
+	}
+	return nil
+}
+
+// staleClaimAge is how old a claim must be before the reconciler drops it.
+const staleClaimAge = 10 * time.Minute
 
 func deref(s *string, fallback string) string {
 	if s == nil || *s == "" {

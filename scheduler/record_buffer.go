@@ -188,6 +188,9 @@ func (rec *Recorder) write(ctx context.Context, tx pgx.Tx, records []record) err
 	if err := requeueAttempts(ctx, tx, requeues); err != nil {
 		return err
 	}
+	if err := releaseClaims(ctx, tx, ends, requeues); err != nil {
+		return err
+	}
 	var retried []record
 	var finals []finalRun
 	for _, r := range ends {
@@ -359,6 +362,27 @@ func startAttempts(ctx context.Context, tx pgx.Tx, starts []record) error {
 		c.jobIDs, c.riverIDs, c.attempts, c.classes, c.queues, c.payloads, c.schedules, c.users, at)
 	if err != nil {
 		return fmt.Errorf("record attempt starts: %w", err)
+	}
+	return nil
+}
+
+// releaseClaims frees the schedule claims of guarded attempts that ended or
+// went back in line. A claim left behind (a crash) is free anyway once its
+// River job stops running; this keeps the table at the runs being worked.
+func releaseClaims(ctx context.Context, tx pgx.Tx, lists ...[]record) error {
+	var ids []int64
+	for _, list := range lists {
+		for _, r := range list {
+			if r.run.guarded() {
+				ids = append(ids, r.run.job.ID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM scheduler_run_claims WHERE river_job_id = ANY($1)", ids); err != nil {
+		return fmt.Errorf("release schedule claims: %w", err)
 	}
 	return nil
 }

@@ -148,17 +148,16 @@ func (rec *Recorder) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 	r := rec.newRun(job)
 	start := time.Now()
 	if r.guarded() {
-		// The overlap check needs the truth now: written at once.
-		busy, err := rec.begin(ctx, r, start)
+		// The overlap check needs the truth now: the claim is written at once.
+		busy, err := rec.begin(ctx, r)
 		switch {
 		case err != nil:
-			rec.logger.ErrorContext(ctx, "could not record attempt start", slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
+			rec.logger.ErrorContext(ctx, "could not claim the schedule for this run", slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
 		case busy: // another run of this schedule is being worked: wait, spending no attempt
 			return river.JobSnooze(queueOneWait)
 		}
-	} else {
-		rec.submit(ctx, record{run: r, start: start})
 	}
+	rec.submit(ctx, record{run: r, start: start})
 	if job.Attempt == 1 && !r.args.ScheduledFor.IsZero() {
 		rec.cfg.Observer.RunStarted(job.Kind, start.Sub(r.args.ScheduledFor))
 	}
@@ -175,16 +174,7 @@ func (rec *Recorder) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 			rec.logger.WarnContext(ctx, "could not encode a run's result", slog.Int64("job_id", job.ID), slog.String("error", merr.Error()))
 		}
 	}
-	if o.status == StatusQueued && r.guarded() {
-		// Back in line: written at once, like the start it undoes.
-		recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
-		defer cancel()
-		if rerr := rec.writeNow(recordCtx, []record{{run: r, end: &o}}); rerr != nil {
-			rec.logger.ErrorContext(ctx, "could not record attempt result", slog.Int64("job_id", job.ID), slog.String("error", rerr.Error()))
-		}
-	} else {
-		rec.submit(ctx, record{run: r, end: &o})
-	}
+	rec.submit(ctx, record{run: r, end: &o})
 	switch {
 	case o.final:
 		rec.cfg.Observer.RunFinished(job.Kind, o.status, o.end.Sub(o.start))
@@ -237,37 +227,35 @@ func (r run) guarded() bool {
 }
 
 // begin checks, for a guarded run, whether another run of the schedule is
-// being worked; if so it changes nothing and reports busy; if not, it marks
-// the attempt's row processing, or inserts it if the attempt has none (as
-// after a crash).
-func (rec *Recorder) begin(ctx context.Context, r run, start time.Time) (busy bool, err error) {
+// being worked; if so it changes nothing and reports busy; if not, it claims
+// the schedule for this attempt (scheduler_run_claims). The attempt's
+// job_logs row turns processing through the buffer, as any run's does.
+//
+// Another run is being worked when it holds the schedule's claim and River
+// still has it running, or when its job_logs row says processing (a run that
+// started unguarded, before an admin changed the policy).
+func (rec *Recorder) begin(ctx context.Context, r run) (busy bool, err error) {
 	// Two runs of one schedule fetched together would each see the other as
 	// not yet started: their checks take turns under a lock of the schedule's
-	// own, held until the winner's row says processing. One round trip: a
-	// batch outside a transaction runs as one implicit transaction, so the
-	// lock is held until the row is written, and each statement reads a
-	// snapshot of its own (read committed), so the check sees a winner that
-	// committed while this one waited for the lock.
+	// own, held until the winner's claim is written. One round trip: a batch
+	// outside a transaction runs as one implicit transaction, so the lock is
+	// held until the claim is written, and each statement reads a snapshot of
+	// its own (read committed), so the check sees a winner that committed
+	// while this one waited for the lock.
 	b := &pgx.Batch{}
 	b.Queue("SELECT pg_advisory_xact_lock($1, $2)", advisorylock.ScheduleOverlap, advisorylock.Key(r.args.ScheduledJobID))
 	b.Queue(`WITH busy AS (
-			SELECT EXISTS (SELECT 1 FROM job_logs WHERE scheduled_job_id = $4 AND status = 'processing'
-				AND river_job_id <> $1) AS b
-		), upd AS (
-			UPDATE job_logs SET status = 'processing', start_time = $3, error_message = NULL
-			WHERE job_id = $5 AND river_job_id = $1 AND attempt = $2 AND status IN ('queued', 'processing') AND NOT (SELECT b FROM busy)
-			RETURNING 1
-		), ins AS (
-			INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, start_time, scheduled_job_id, executed_by)
-			SELECT $5, $1, $6, $7, $2, 'processing', $8, $3, $4, $9
-			WHERE NOT (SELECT b FROM busy) AND NOT EXISTS (SELECT 1 FROM upd)
+			SELECT EXISTS (SELECT 1 FROM scheduler_run_claims c JOIN river_job j ON j.id = c.river_job_id
+					WHERE c.scheduled_job_id = $1 AND c.river_job_id <> $2 AND j.state = 'running')
+				OR EXISTS (SELECT 1 FROM job_logs WHERE scheduled_job_id = $1 AND status = 'processing' AND river_job_id <> $2) AS b
+		), claim AS (
+			INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id) SELECT $1, $2 WHERE NOT (SELECT b FROM busy)
+			ON CONFLICT (scheduled_job_id) DO UPDATE SET river_job_id = EXCLUDED.river_job_id, claimed_at = EXCLUDED.claimed_at
 			RETURNING 1
 		)
-		SELECT b FROM busy`,
-		r.job.ID, r.job.Attempt, start.UTC(), r.scheduledJobID(), fmt.Sprint(r.job.ID), r.meta.JobClass, r.job.Queue,
-		r.payload, r.args.ExecutedBy).QueryRow(func(row pgx.Row) error { return row.Scan(&busy) })
+		SELECT b FROM busy`, r.args.ScheduledJobID, r.job.ID).QueryRow(func(row pgx.Row) error { return row.Scan(&busy) })
 	if err := rec.pool.SendBatch(ctx, b).Close(); err != nil {
-		return false, fmt.Errorf("mark attempt processing (schedule %d): %w", r.args.ScheduledJobID, err)
+		return false, fmt.Errorf("claim schedule %d: %w", r.args.ScheduledJobID, err)
 	}
 	return busy, nil
 }

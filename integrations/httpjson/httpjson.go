@@ -225,8 +225,9 @@ func (f *fetcher) parse(body []byte, page int) (integrations.Page, []gjson.Resul
 		return p, nil, fmt.Errorf("page %d: records_path %q is not a list but %s", page, f.cfg.RecordsPath, kind(list))
 	}
 	items := list.Array()
+	idPath := gjsonEscape(f.cfg.IDField)
 	for i, item := range items {
-		id := item.Get(gjsonEscape(f.cfg.IDField))
+		id := item.Get(idPath)
 		switch {
 		case !item.IsObject():
 			p.Invalid = append(p.Invalid, fmt.Sprintf("item %d: not an object: %s", i, pull.Preview([]byte(item.Raw))))
@@ -327,6 +328,8 @@ func kind(r gjson.Result) string {
 
 // gjsonEscape makes a field name a literal gjson path unless it is a dotted
 // path of plain names.
-func gjsonEscape(field string) string {
-	return strings.NewReplacer("*", `\*`, "?", `\?`, "#", `\#`, "|", `\|`, "@", `\@`).Replace(field)
-}
+func gjsonEscape(field string) string { return gjsonEscaper.Replace(field) }
+
+// gjsonEscaper is built once: building a Replacer allocates its tables,
+// and a sync of a million records once spent a quarter of its CPU doing so.
+var gjsonEscaper = strings.NewReplacer("*", `\*`, "?", `\?`, "#", `\#`, "|", `\|`, "@", `\@`)

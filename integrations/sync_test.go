@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,6 +184,41 @@ func TestFullSyncMarksDeletions(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, res.Updated)
 	require.Equal(t, 2, b.count(t, "SELECT count(*) FROM integration_records WHERE integration_id = $1 AND deleted_at IS NOT NULL", id))
+}
+
+// TestAnIDSeenTwiceKeepsItsLastRecord: a provider that lists an id twice
+// (on one page or across pages) leaves one record, the later one; a full
+// sync that sees every live record marks none deleted, and one that misses
+// a record still does.
+func TestAnIDSeenTwiceKeepsItsLastRecord(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	b := setup(t)
+	var body atomic.Value
+	body.Store(`{"data": [{"id": "1", "v": "old"}, {"id": "2", "v": "x"}, {"id": "1", "v": "new"}, {"id": "3", "v": "y"}]}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, body.Load().(string))
+	}))
+	t.Cleanup(srv.Close)
+	id := b.integration(t, map[string]any{"base_url": srv.URL, "records_path": "data", "id_field": "id",
+		"pagination": map[string]any{"type": "none"}}, nil)
+
+	res, err := b.engine.Sync(ctx, integrations.SyncParams{IntegrationID: id, SyncType: "full"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, 3, res.Created)
+	require.Equal(t, "new", dbtest.Scalar[string](t, b.pool,
+		"SELECT payload->>'v' FROM integration_records WHERE integration_id = $1 AND external_id = '1'", id))
+
+	res, err = b.engine.Sync(ctx, integrations.SyncParams{IntegrationID: id, SyncType: "full"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, []int{0, 0, 3, 0}, []int{res.Created, res.Updated, res.Unchanged, res.Deleted})
+
+	body.Store(`{"data": [{"id": "2", "v": "x"}, {"id": "2", "v": "x2"}, {"id": "3", "v": "y"}]}`)
+	res, err = b.engine.Sync(ctx, integrations.SyncParams{IntegrationID: id, SyncType: "full"}, nil)
+	require.NoError(t, err)
+	require.Equal(t, []int{0, 1, 1, 1}, []int{res.Created, res.Updated, res.Unchanged, res.Deleted})
+	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM integration_records WHERE integration_id = $1 AND deleted_at IS NOT NULL", id))
 }
 
 // TestBadPagesFailCleanly: each fault fails the sync with a message naming

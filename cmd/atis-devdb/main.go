@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +37,14 @@ func run() (int, error) {
 	envName := flag.String("env", "DATABASE_URL", "`NAME` of the variable that receives the cluster's URL")
 	database := flag.String("database", "atis", "database to create (if absent) and point the URL at")
 	durable := flag.Bool("durable", false, "keep fsync and synchronous commit on even for a throwaway cluster (benchmarks: figures like production's)")
+	var settings []string
+	flag.Func("set", "a server setting `name=value`, no spaces; repeatable (-set shared_preload_libraries=pg_stat_statements)", func(s string) error {
+		if !strings.Contains(s, "=") || strings.ContainsAny(s, " \t'\"") {
+			return fmt.Errorf("want name=value without spaces or quotes, got %q", s)
+		}
+		settings = append(settings, s)
+		return nil
+	})
 	flag.Parse()
 	if flag.NArg() == 0 {
 		flag.Usage()
@@ -47,7 +56,7 @@ func run() (int, error) {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	cluster, err := localpg.Start(ctx, localpg.Options{Dir: *dir, Durable: *durable || *dir != ""})
+	cluster, err := localpg.Start(ctx, localpg.Options{Dir: *dir, Durable: *durable || *dir != "", Settings: settings})
 	cancel()
 	if err != nil {
 		return 1, err

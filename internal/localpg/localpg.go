@@ -47,6 +47,10 @@ type Options struct {
 
 	// Port is the loopback TCP port. Defaults to a free port picked at start.
 	Port int
+
+	// Settings are more server settings, each "name=value" with no spaces
+	// (shared_preload_libraries=pg_stat_statements for a profile, say).
+	Settings []string
 }
 
 // Cluster is a running private PostgreSQL server.
@@ -127,6 +131,9 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 		}
 		if !opts.Durable {
 			settings = append(settings, "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off")
+		}
+		for _, s := range opts.Settings {
+			settings = append(settings, "-c "+s)
 		}
 		lastErr = c.run(ctx, "pg_ctl", "-D", c.dataDir(), "-l", filepath.Join(c.dir, "server.log"),
 			"-o", strings.Join(settings, " "), "-w", "-t", "60", "start")

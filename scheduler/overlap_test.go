@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -40,7 +41,8 @@ func (c *concurrency) class() workers.Class {
 
 // TestOverlapCheckAtStartIsAtomic: runs of one skip schedule that River
 // fetches together (admins' run-now clicks, which the enqueue-time check lets
-// through) never work at the same time: the start-time check is atomic.
+// through) never work at the same time, in one process or in two replicas:
+// the start-time check is atomic.
 func TestOverlapCheckAtStartIsAtomic(t *testing.T) {
 	t.Parallel()
 
@@ -50,6 +52,7 @@ func TestOverlapCheckAtStartIsAtomic(t *testing.T) {
 	registry, err := workers.NewRegistry(c.class())
 	require.NoError(t, err)
 	client := schedtest.NewClient(t, pool, registry, scheduler.RecorderConfig{})
+	replica := schedtest.NewClient(t, pool, registry, scheduler.RecorderConfig{})
 	sched := scheduler.New(pool, client, registry, dbtest.Logger(), scheduler.Config{})
 
 	const schedules, runsEach = 8, 3
@@ -65,13 +68,15 @@ func TestOverlapCheckAtStartIsAtomic(t *testing.T) {
 		}
 	}
 	// Every run is queued before the workers start, so that they are
-	// fetched together.
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = client.StopAndCancel(ctx)
-	})
+	// fetched together, by both replicas.
+	for _, c := range []*river.Client[pgx.Tx]{client, replica} {
+		require.NoError(t, c.Start(ctx))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = c.StopAndCancel(ctx)
+		})
+	}
 	eventually(t, func() bool {
 		return scalar[int](t, pool, "SELECT count(*) FROM job_logs WHERE status = 'completed'") == schedules*runsEach
 	}, "every run completes, one after another")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,7 +44,10 @@ func (rec *Recorder) Start(ctx context.Context) error {
 	go func() {
 		defer stopped()
 		started()
+		var wg sync.WaitGroup
+		wg.Go(func() { rec.claimLoop(ctx) })
 		rec.loop(ctx)
+		wg.Wait()
 	}()
 	return nil
 }

@@ -11,13 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivershared/startstop"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/atis-edu/atis-scheduler/internal/advisorylock"
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
@@ -89,8 +87,9 @@ type Recorder struct {
 	registry *workers.Registry
 
 	records chan record
+	claims  chan claimRequest
 	mu      sync.RWMutex // held to read open; Stop takes it to close
-	open    bool         // records go through the buffer
+	open    bool         // records and claims go through the loops
 }
 
 // NewRecorder returns a Recorder writing through pool.
@@ -105,7 +104,7 @@ func NewRecorder(pool *pgxpool.Pool, registry *workers.Registry, logger *slog.Lo
 		cfg.Observer = nopObserver{}
 	}
 	return &Recorder{cfg: cfg, logger: logger.With(slog.String("component", "recorder")), pool: pool, registry: registry,
-		records: make(chan record, cfg.FlushSize)}
+		records: make(chan record, cfg.FlushSize), claims: make(chan claimRequest, maxClaimBatch)}
 }
 
 // run is what the recorder knows about the job being worked.
@@ -224,40 +223,6 @@ func cancelMessage(e *rivertype.JobCancelError) string {
 // schedule being worked (overlap_policy skip or queue_one).
 func (r run) guarded() bool {
 	return r.args.ScheduledJobID != 0 && r.meta.OverlapPolicy != runqueue.OverlapAllow
-}
-
-// begin checks, for a guarded run, whether another run of the schedule is
-// being worked; if so it changes nothing and reports busy; if not, it claims
-// the schedule for this attempt (scheduler_run_claims). The attempt's
-// job_logs row turns processing through the buffer, as any run's does.
-//
-// Another run is being worked when it holds the schedule's claim and River
-// still has it running, or when its job_logs row says processing (a run that
-// started unguarded, before an admin changed the policy).
-func (rec *Recorder) begin(ctx context.Context, r run) (busy bool, err error) {
-	// Two runs of one schedule fetched together would each see the other as
-	// not yet started: their checks take turns under a lock of the schedule's
-	// own, held until the winner's claim is written. One round trip: a batch
-	// outside a transaction runs as one implicit transaction, so the lock is
-	// held until the claim is written, and each statement reads a snapshot of
-	// its own (read committed), so the check sees a winner that committed
-	// while this one waited for the lock.
-	b := &pgx.Batch{}
-	b.Queue("SELECT pg_advisory_xact_lock($1, $2)", advisorylock.ScheduleOverlap, advisorylock.Key(r.args.ScheduledJobID))
-	b.Queue(`WITH busy AS (
-			SELECT EXISTS (SELECT 1 FROM scheduler_run_claims c JOIN river_job j ON j.id = c.river_job_id
-					WHERE c.scheduled_job_id = $1 AND c.river_job_id <> $2 AND j.state = 'running')
-				OR EXISTS (SELECT 1 FROM job_logs WHERE scheduled_job_id = $1 AND status = 'processing' AND river_job_id <> $2) AS b
-		), claim AS (
-			INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id) SELECT $1, $2 WHERE NOT (SELECT b FROM busy)
-			ON CONFLICT (scheduled_job_id) DO UPDATE SET river_job_id = EXCLUDED.river_job_id, claimed_at = EXCLUDED.claimed_at
-			RETURNING 1
-		)
-		SELECT b FROM busy`, r.args.ScheduledJobID, r.job.ID).QueryRow(func(row pgx.Row) error { return row.Scan(&busy) })
-	if err := rec.pool.SendBatch(ctx, b).Close(); err != nil {
-		return false, fmt.Errorf("claim schedule %d: %w", r.args.ScheduledJobID, err)
-	}
-	return busy, nil
 }
 
 func (r run) scheduledJobID() *int64 {

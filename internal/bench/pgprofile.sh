@@ -51,6 +51,12 @@ FROM j;
 WITH j AS (SELECT (args->>'scheduled_for')::timestamptz AS due, attempted_at FROM river_job
 	WHERE kind = 'noop' AND (args->>'scheduled_for')::timestamptz > '$from' AND attempted_at IS NOT NULL)
 SELECT (floor(extract(epoch FROM attempted_at - due) * 100) * 10)::int AS started_ms, count(*) FROM j GROUP BY 1 ORDER BY 1 LIMIT 30;
+\echo the due seconds whose last run started latest
+WITH j AS (SELECT (args->>'scheduled_for')::timestamptz AS due, created_at, attempted_at FROM river_job
+	WHERE kind = 'noop' AND (args->>'scheduled_for')::timestamptz > '$from' AND attempted_at IS NOT NULL)
+SELECT to_char(due, 'HH24:MI:SS') AS due, count(*) AS runs, round(1000 * max(extract(epoch FROM created_at - due)))::int AS queued_max_ms,
+	round(1000 * max(extract(epoch FROM attempted_at - due)))::int AS started_max_ms
+FROM j GROUP BY due ORDER BY started_max_ms DESC LIMIT 5;
 \echo the statements that took the most database time
 SELECT calls, round(mean_exec_time::numeric, 2) AS mean_ms, round(total_exec_time::numeric) AS total_ms,
 	left(regexp_replace(query, '\s+', ' ', 'g'), 100) AS statement

@@ -3,6 +3,7 @@ package integrations_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -221,7 +222,9 @@ func TestAllowedOriginsAreValidated(t *testing.T) {
 		cfg["allowed_origins"] = []string{"https://ok.example.org", entry}
 		id := b.integration(t, cfg, nil)
 		_, err := b.engine.Sync(context.Background(), integrations.SyncParams{IntegrationID: id}, nil)
-		require.EqualError(t, err, "http_json config: "+want)
+		var permanent *rivertype.JobCancelError
+		require.ErrorAs(t, err, &permanent, "a bad config is not retried")
+		require.EqualError(t, errors.Unwrap(permanent), "http_json config: "+want)
 		require.Equal(t, "failed", b.lastLog(t, id).Status)
 	}
 }

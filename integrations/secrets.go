@@ -35,7 +35,10 @@ func secretValues(credentials json.RawMessage) []string {
 				}
 			}
 		case map[string]any:
-			for _, x := range v {
+			for k, x := range v {
+				if _, named := x.(string); named && (k == "type" || k == "header") {
+					continue // what kind of credential, which header: not secrets, and cut they made messages unreadable
+				}
 				walk(x)
 			}
 			user, _ := v["username"].(string)

@@ -89,6 +89,11 @@ type SyncResult struct {
 // ErrPermanent marks failures that no retry will fix (configuration).
 var ErrPermanent = errors.New("integrations: permanent failure")
 
+// ConfigError marks err, a provider's refusal of its integration's config
+// or credentials, as permanent: no retry fixes it, an admin must. The sync
+// log shows err's message.
+func ConfigError(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+
 // Sync runs one sync of an integration. A second sync of the same
 // integration while one runs (in this process or another) is skipped and
 // says so. Records are staged page by page and applied in one transaction

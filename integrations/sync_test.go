@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/integrations"
@@ -428,6 +429,46 @@ func TestUnknownProviderOrTypeIsAFailedSync(t *testing.T) {
 	disabled := b.integration(t, conf(a, "/none", nil), map[string]any{"is_enabled": false})
 	_, err = b.engine.Sync(context.Background(), integrations.SyncParams{IntegrationID: disabled}, nil)
 	require.ErrorContains(t, err, "is disabled")
+}
+
+// TestABadConfigIsPermanent: a config or credentials the provider refuses
+// fail the sync with the provider's message and are not retried (the job
+// engine returns River's cancel error): no retry fixes them, an admin must.
+func TestABadConfigIsPermanent(t *testing.T) {
+	t.Parallel()
+
+	b := setup(t)
+	a := newAPI(t, 1)
+	tests := []struct {
+		name          string
+		config, creds map[string]any
+		want          string
+	}{
+		{"no base_url", map[string]any{"id_field": "id"}, nil, `http_json config: "base_url" is required`},
+		{"no id_field", map[string]any{"base_url": a.URL + "/none"}, nil, `http_json config: "id_field" is required`},
+		{"bearer without a token", conf(a, "/none", map[string]any{"type": "none"}), map[string]any{"type": "bearer"},
+			`http_json credentials: bearer needs "token"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			extra := map[string]any{}
+			if tt.creds != nil {
+				raw, _ := json.Marshal(tt.creds)
+				extra["credentials"] = string(raw)
+			}
+			id := b.integration(t, tt.config, extra)
+			_, err := b.engine.Sync(context.Background(), integrations.SyncParams{IntegrationID: id}, nil)
+			var permanent *rivertype.JobCancelError
+			require.ErrorAs(t, err, &permanent, "not retried")
+			require.ErrorContains(t, err, tt.want)
+			require.Empty(t, a.requestTimes(), "nothing was asked of the provider")
+			log := b.lastLog(t, id)
+			require.Equal(t, "failed", log.Status)
+			require.NotNil(t, log.Error)
+			require.Contains(t, *log.Error, tt.want)
+			require.NotContains(t, *log.Error, "permanent failure")
+		})
+	}
 }
 
 func TestCancellationEndsTheLogCancelledAndAppliesNothing(t *testing.T) {

@@ -125,7 +125,7 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 func (p Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit func(integrations.Page) error) error {
 	cfg, err := parseConfig(req.Config)
 	if err != nil {
-		return err
+		return integrations.ConfigError(err)
 	}
 	body, err := p.open(ctx, cfg, req)
 	if err != nil {
@@ -151,7 +151,7 @@ func (p Provider) open(ctx context.Context, cfg Config, req integrations.FetchRe
 	}
 	creds, err := pull.ParseCredentials("csv", req.Credentials, pull.Bearer, pull.Basic)
 	if err != nil {
-		return nil, err
+		return nil, integrations.ConfigError(err)
 	}
 	u, _ := url.Parse(cfg.URL)
 	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: u, Settings: cfg.Settings, DefaultTimeout: DefaultTimeout,

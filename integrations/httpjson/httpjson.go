@@ -120,11 +120,11 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit func(integrations.Page) error) error {
 	cfg, err := parseConfig(req.Config)
 	if err != nil {
-		return err
+		return integrations.ConfigError(err)
 	}
 	creds, err := pull.ParseCredentials("http_json", req.Credentials, pull.Bearer, pull.Basic, pull.APIKey)
 	if err != nil {
-		return err
+		return integrations.ConfigError(err)
 	}
 	base, _ := url.Parse(cfg.BaseURL)
 	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: base, Settings: cfg.Settings, DefaultTimeout: DefaultTimeout,

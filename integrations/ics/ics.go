@@ -80,7 +80,7 @@ func parseConfig(raw json.RawMessage) (Config, *time.Location, error) {
 func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit func(integrations.Page) error) error {
 	cfg, floating, err := parseConfig(req.Config)
 	if err != nil {
-		return err
+		return integrations.ConfigError(err)
 	}
 	body, err := download(ctx, cfg, req)
 	if err != nil {
@@ -114,7 +114,7 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 func download(ctx context.Context, cfg Config, req integrations.FetchRequest) ([]byte, error) {
 	creds, err := pull.ParseCredentials("ics", req.Credentials, pull.Bearer, pull.Basic)
 	if err != nil {
-		return nil, err
+		return nil, integrations.ConfigError(err)
 	}
 	u, _ := url.Parse(cfg.URL)
 	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: u, Settings: cfg.Settings, DefaultTimeout: DefaultTimeout,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,7 +37,7 @@ type Summary struct {
 // List returns every schedule, ordered by id.
 func List(ctx context.Context, pool *pgxpool.Pool) ([]Summary, error) {
 	rows, err := pool.Query(ctx, `SELECT id, name, job_class,
-			coalesce(cron_expression, 'every ' || interval_minutes || ' min', ''), coalesce(timezone, 'UTC'),
+			coalesce(nullif(btrim(cron_expression, E' \t\r\n'), ''), 'every ' || interval_minutes || ' min', ''), coalesce(timezone, 'UTC'),
 			coalesce(is_active, false), coalesce(is_running, false), next_run_at, last_run_at, last_run_status,
 			last_run_message, coalesce(run_count, 0), coalesce(failure_count, 0), skipped_count, misfire_policy, overlap_policy
 		FROM scheduled_jobs ORDER BY id`)
@@ -76,7 +77,7 @@ func Validate(ctx context.Context, pool *pgxpool.Pool, registry *workers.Registr
 		if _, _, err := s.compile(r); err != nil {
 			p.Errors = append(p.Errors, err.Error())
 		}
-		if r.Cron != nil && *r.Cron != "" && r.Interval != nil {
+		if r.Cron != nil && strings.TrimSpace(*r.Cron) != "" && r.Interval != nil {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("both cron_expression %q and interval_minutes %d are set: the cron expression wins", *r.Cron, *r.Interval))
 		}
 		if !r.IsActive {

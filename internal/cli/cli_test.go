@@ -69,7 +69,7 @@ func TestJobsAdmin(t *testing.T) {
 			('ping', 'http_request', '*/5 * * * *', NULL),
 			('broken', 'nope', '* * * * *', NULL),
 			('both', 'noop', '0 * * * *', 15),
-			('twin', 'noop', NULL, 5), ('twin', 'noop', NULL, 10);
+			('twin', 'noop', NULL, 5), ('twin', 'noop', ' ', 10); -- a blank cron: the interval holds
 		UPDATE scheduled_jobs SET parameters = '{"url": "https://example.test/health"}' WHERE name = 'ping';`)
 	require.NoError(t, err)
 	env := []string{"DATABASE_URL=" + url}
@@ -83,6 +83,7 @@ func TestJobsAdmin(t *testing.T) {
 		require.Regexp(t, `^ID\s+NAME\s+CLASS\s+SCHEDULE\s+TZ\s+ACTIVE\s+NEXT RUN`, lines[0])
 		require.Regexp(t, `^1\s+ping\s+http_request\s+\*/5 \* \* \* \*\s+UTC\s+yes`, lines[1])
 		require.Regexp(t, `^4\s+twin\s+noop\s+every 5 min`, lines[4])
+		require.Regexp(t, `^5\s+twin\s+noop\s+every 10 min`, lines[5])
 
 		out, errOut, code = execute(t, env, "jobs", "list", "--json")
 		require.Zero(t, code, errOut)

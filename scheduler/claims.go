@@ -24,6 +24,7 @@ const maxClaimBatch = 500
 // claimRequest asks for a schedule's claim for one run.
 type claimRequest struct {
 	scheduledJobID, jobID int64
+	attempt               int
 	reply                 chan claimReply // buffered: the loop never waits on it
 }
 
@@ -37,7 +38,7 @@ type claimReply struct {
 // the schedule for this attempt. The attempt's job_logs row turns processing
 // through the buffer, as any run's does.
 func (rec *Recorder) begin(ctx context.Context, r run) (busy bool, err error) {
-	req := claimRequest{scheduledJobID: r.args.ScheduledJobID, jobID: r.job.ID, reply: make(chan claimReply, 1)}
+	req := claimRequest{scheduledJobID: r.args.ScheduledJobID, jobID: r.job.ID, attempt: r.job.Attempt, reply: make(chan claimReply, 1)}
 	rec.mu.RLock()
 	if !rec.open {
 		rec.mu.RUnlock()
@@ -113,10 +114,10 @@ type batchSender interface {
 // sees a winner that committed while this batch waited for a lock.
 func claimSchedules(ctx context.Context, db batchSender, reqs []claimRequest) (map[int64]bool, error) {
 	keys := make([]int32, 0, len(reqs))
-	schedules, jobs := make([]int64, len(reqs)), make([]int64, len(reqs))
+	schedules, jobs, attempts := make([]int64, len(reqs)), make([]int64, len(reqs)), make([]int32, len(reqs))
 	for i, req := range reqs {
 		keys = append(keys, advisorylock.Key(req.scheduledJobID))
-		schedules[i], jobs[i] = req.scheduledJobID, req.jobID
+		schedules[i], jobs[i], attempts[i] = req.scheduledJobID, req.jobID, int32(req.attempt)
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
@@ -126,23 +127,24 @@ func claimSchedules(ctx context.Context, db batchSender, reqs []claimRequest) (m
 		advisorylock.ScheduleOverlap, keys)
 	busy := make(map[int64]bool, len(reqs))
 	b.Queue(`WITH req AS (
-			SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS r(sid, jid)
+			SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS r(sid, jid, att)
 		), checked AS (
-			SELECT r.sid, r.jid,
+			SELECT r.sid, r.jid, r.att,
 				EXISTS (SELECT 1 FROM scheduler_run_claims c JOIN river_job j ON j.id = c.river_job_id
 					WHERE c.scheduled_job_id = r.sid AND c.river_job_id <> r.jid AND j.state = 'running')
 				OR EXISTS (SELECT 1 FROM job_logs l WHERE l.scheduled_job_id = r.sid AND l.status = 'processing'
 					AND l.river_job_id <> r.jid) AS busy
 			FROM req r
 		), winners AS (
-			SELECT DISTINCT ON (sid) sid, jid FROM checked WHERE NOT busy ORDER BY sid, jid
+			SELECT DISTINCT ON (sid) sid, jid, att FROM checked WHERE NOT busy ORDER BY sid, jid
 		), claimed AS (
-			INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id) SELECT sid, jid FROM winners
-			ON CONFLICT (scheduled_job_id) DO UPDATE SET river_job_id = EXCLUDED.river_job_id, claimed_at = EXCLUDED.claimed_at
+			INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id, attempt) SELECT sid, jid, att FROM winners
+			ON CONFLICT (scheduled_job_id) DO UPDATE SET river_job_id = EXCLUDED.river_job_id, attempt = EXCLUDED.attempt,
+				claimed_at = EXCLUDED.claimed_at
 			RETURNING 1
 		)
 		SELECT c.jid, NOT EXISTS (SELECT 1 FROM winners w WHERE w.jid = c.jid) FROM checked c`,
-		schedules, jobs).Query(func(rows pgx.Rows) error {
+		schedules, jobs, attempts).Query(func(rows pgx.Rows) error {
 		var jid int64
 		var b bool
 		_, err := pgx.ForEachRow(rows, []any{&jid, &b}, func() error {

@@ -5,9 +5,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/runqueue"
+	"github.com/atis-edu/atis-scheduler/workers"
 )
 
 // TestConcurrentClaimsOfOneScheduleHaveOneWinner: two replicas' batches
@@ -55,4 +59,47 @@ func TestConcurrentClaimsOfOneScheduleHaveOneWinner(t *testing.T) {
 	busy, err := claimSchedules(ctx, pool, []claimRequest{{scheduledJobID: sid, jobID: jobs[0]}, {scheduledJobID: sid, jobID: jobs[1]}})
 	require.NoError(t, err)
 	require.True(t, busy[jobs[0]] != busy[jobs[1]], "one of two requests in a batch wins: %v", busy)
+}
+
+// TestAnAttemptReleasesOnlyItsOwnClaim: the next attempt of a job may claim
+// the schedule before the previous attempt's end is flushed; that flush must
+// not free the new claim. And a run holding its claim counts as running, not
+// waiting, while its job_logs row still says queued.
+func TestAnAttemptReleasesOnlyItsOwnClaim(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	pool := dbtest.Pool(t, dbtest.NewURL(t))
+	var sid, job int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO scheduled_jobs (name, job_class, cron_expression, overlap_policy)
+		VALUES ('claimed', 'noop', '0 0 1 1 *', 'queue_one') RETURNING id`).Scan(&sid))
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO river_job (args, kind, max_attempts, state, queue, priority, attempt, attempted_at)
+		VALUES ('{}', 'noop', 3, 'running', 'default', 1, 2, now()) RETURNING id`).Scan(&job))
+	_, err := pool.Exec(ctx, `INSERT INTO job_logs (job_id, river_job_id, job_class, attempt, status, scheduled_job_id)
+		VALUES ($1::bigint::text, $1::bigint, 'noop', 2, 'queued', $2)`, job, sid)
+	require.NoError(t, err)
+	busy, err := claimSchedules(ctx, pool, []claimRequest{{scheduledJobID: sid, jobID: job, attempt: 2}})
+	require.NoError(t, err)
+	require.False(t, busy[job])
+
+	unfinished := func() unfinishedRuns {
+		tx, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		defer func() { _ = tx.Rollback(ctx) }()
+		got, err := countUnfinished(ctx, tx, []int64{sid})
+		require.NoError(t, err)
+		return got[sid]
+	}
+	require.Equal(t, unfinishedRuns{running: 1}, unfinished(), "claimed, its row not yet flushed: running")
+
+	release := func(attempt int) {
+		r := record{run: run{job: &rivertype.JobRow{ID: job, Attempt: attempt},
+			args: workers.Args{ScheduledJobID: sid}, meta: runqueue.Metadata{OverlapPolicy: runqueue.OverlapQueueOne}}}
+		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return releaseClaims(ctx, tx, []record{r}) }))
+	}
+	release(1)
+	require.Equal(t, 1, dbtest.Scalar[int](t, pool, "SELECT count(*) FROM scheduler_run_claims"), "attempt 1's end leaves attempt 2's claim")
+	release(2)
+	require.Zero(t, dbtest.Scalar[int](t, pool, "SELECT count(*) FROM scheduler_run_claims"))
+	require.Equal(t, unfinishedRuns{waiting: 1}, unfinished(), "no claim, row queued: waiting")
 }

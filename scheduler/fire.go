@@ -336,9 +336,11 @@ type unfinishedRuns struct{ running, waiting int }
 //
 // A run is unfinished while its latest job_logs row is queued or
 // processing: the Recorder keeps that true within its flush interval (a
-// retry's next attempt is queued as the failed one closes; the start of a
-// skip or queue_one run is written at once), and the Reconciler repairs it
-// against River after a crash. Counting from job_logs, through a partial
+// retry's next attempt is queued as the failed one closes), and the
+// Reconciler repairs it against River after a crash. A skip or queue_one
+// run has started once it holds its schedule's claim, written at once,
+// though its row may still say queued until the next flush: it counts as
+// running, not waiting. Counting from job_logs, through a partial
 // index of the few unfinished rows, costs the same however long River's job
 // table grows; River's own args lookup scanned it.
 func countUnfinished(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]unfinishedRuns, error) {
@@ -346,8 +348,12 @@ func countUnfinished(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]unf
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT scheduled_job_id, count(*) FILTER (WHERE status = 'processing'), count(*) FILTER (WHERE status = 'queued')
-		FROM job_logs WHERE scheduled_job_id = ANY($1) AND status IN ('queued', 'processing') GROUP BY scheduled_job_id`, ids)
+	rows, err := tx.Query(ctx, `SELECT l.scheduled_job_id,
+			count(*) FILTER (WHERE l.status = 'processing' OR c.river_job_id IS NOT NULL),
+			count(*) FILTER (WHERE l.status = 'queued' AND c.river_job_id IS NULL)
+		FROM job_logs l LEFT JOIN scheduler_run_claims c
+			ON c.scheduled_job_id = l.scheduled_job_id AND c.river_job_id = l.river_job_id AND c.attempt = l.attempt
+		WHERE l.scheduled_job_id = ANY($1) AND l.status IN ('queued', 'processing') GROUP BY l.scheduled_job_id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("count unfinished runs: %w", err)
 	}

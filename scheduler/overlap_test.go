@@ -104,8 +104,8 @@ func TestAStaleClaimIsTakenOver(t *testing.T) {
 	var id int64
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO scheduled_jobs (name, job_class, cron_expression, overlap_policy, parameters)
 		VALUES ('o', 'test_overlap', '0 0 1 1 *', 'skip', '{}') RETURNING id`).Scan(&id))
-	_, err = pool.Exec(ctx, `INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id, claimed_at)
-		VALUES ($1, 987654321, now() - interval '1 hour')`, id)
+	_, err = pool.Exec(ctx, `INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id, attempt, claimed_at)
+		VALUES ($1, 987654321, 1, now() - interval '1 hour')`, id)
 	require.NoError(t, err)
 	_, err = sched.RunNow(ctx, id, nil)
 	require.NoError(t, err)
@@ -123,8 +123,8 @@ func TestAStaleClaimIsTakenOver(t *testing.T) {
 	}, "the run's end releases the claim it took over")
 
 	// A stale claim of a run that never released it: the reconciler drops it.
-	_, err = pool.Exec(ctx, `INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id, claimed_at)
-		VALUES ($1, 987654321, now() - interval '1 hour')`, id)
+	_, err = pool.Exec(ctx, `INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id, attempt, claimed_at)
+		VALUES ($1, 987654321, 1, now() - interval '1 hour')`, id)
 	require.NoError(t, err)
 	_, err = scheduler.NewReconciler(pool, dbtest.Logger(), scheduler.ReconcilerConfig{InstanceID: "t"}).Reconcile(ctx)
 	require.NoError(t, err)

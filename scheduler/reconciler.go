@@ -97,10 +97,12 @@ func NewReconciler(pool *pgxpool.Pool, logger *slog.Logger, cfg ReconcilerConfig
 func HostKey() string { return hostKey("/proc") }
 
 // hostKey reads the key from the proc file system at proc. The boot is the
-// kernel's boot id, else its boot time; the pid namespace is the inode of
-// /proc/self/ns/pid, else the start time of the namespace's init (pid 1),
-// which every process of one namespace sees and processes of another do
-// not. The first forms are what wave 1's replicas recorded.
+// kernel's boot id (a random UUID per boot); without it there is no key. The
+// pid namespace is the inode of /proc/self/ns/pid, else the start time of
+// the namespace's init (pid 1), which every process of one namespace sees;
+// two namespaces of one boot whose inits started in the same clock tick
+// would share it, a risk taken only where the inode cannot be read. The
+// first forms are what wave 1's replicas recorded.
 func hostKey(proc string) string {
 	boot, space := bootID(proc), pidSpace(proc)
 	if boot == "" || space == "" {
@@ -110,19 +112,11 @@ func hostKey(proc string) string {
 }
 
 func bootID(proc string) string {
-	if b, err := os.ReadFile(proc + "/sys/kernel/random/boot_id"); err == nil && len(bytes.TrimSpace(b)) > 0 {
-		return "boot:" + string(bytes.TrimSpace(b))
-	}
-	stat, err := os.ReadFile(proc + "/stat")
-	if err != nil {
+	b, err := os.ReadFile(proc + "/sys/kernel/random/boot_id")
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
 		return ""
 	}
-	for line := range strings.Lines(string(stat)) {
-		if rest, ok := strings.CutPrefix(line, "btime "); ok {
-			return "btime:" + strings.TrimSpace(rest)
-		}
-	}
-	return ""
+	return "boot:" + string(bytes.TrimSpace(b))
 }
 
 func pidSpace(proc string) string {
@@ -503,11 +497,15 @@ func (r *Reconciler) fixRunningFlags(ctx context.Context) (int, error) {
 // (a crash between a run's end and the recorder's flush). They are free to
 // take over already; this only keeps the table small. Only claims older than
 // staleClaimAge go: a claim taken over meanwhile has a fresh claimed_at, and
-// PostgreSQL re-checks the condition on the row it finds updated.
+// PostgreSQL re-checks the condition on the row it locks.
 func (r *Reconciler) dropStaleClaims(ctx context.Context) error {
-	if _, err := r.pool.Exec(ctx, `DELETE FROM scheduler_run_claims c
-		WHERE c.claimed_at < now() - make_interval(secs => $1)
-		  AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = c.river_job_id AND j.state = 'running')`,
+	// Rows are locked in schedule order, as claim batches write them (no
+	// deadlock), skipping any a claim is writing now (not stale, then).
+	if _, err := r.pool.Exec(ctx, `DELETE FROM scheduler_run_claims WHERE scheduled_job_id IN (
+			SELECT c.scheduled_job_id FROM scheduler_run_claims c
+			WHERE c.claimed_at < now() - make_interval(secs => $1)
+			  AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = c.river_job_id AND j.state = 'running')
+			ORDER BY c.scheduled_job_id FOR UPDATE OF c SKIP LOCKED)`,
 		staleClaimAge.Seconds()); err != nil {
 		return fmt.Errorf("drop stale schedule claims: %w", err)
 	}

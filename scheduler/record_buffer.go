@@ -371,21 +371,28 @@ func startAttempts(ctx context.Context, tx pgx.Tx, starts []record) error {
 }
 
 // releaseClaims frees the schedule claims of guarded attempts that ended or
-// went back in line. A claim left behind (a crash) is free anyway once its
+// went back in line: each attempt its own claim only, since the next
+// attempt of the same job may already have claimed the schedule. Rows are
+// locked in schedule order, as the claim batches write them, so the two
+// never deadlock. A claim left behind (a crash) is free anyway once its
 // River job stops running; this keeps the table at the runs being worked.
 func releaseClaims(ctx context.Context, tx pgx.Tx, lists ...[]record) error {
-	var ids []int64
+	var jobs []int64
+	var attempts []int32
 	for _, list := range lists {
 		for _, r := range list {
 			if r.run.guarded() {
-				ids = append(ids, r.run.job.ID)
+				jobs, attempts = append(jobs, r.run.job.ID), append(attempts, int32(r.run.job.Attempt))
 			}
 		}
 	}
-	if len(ids) == 0 {
+	if len(jobs) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, "DELETE FROM scheduler_run_claims WHERE river_job_id = ANY($1)", ids); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM scheduler_run_claims WHERE scheduled_job_id IN (
+			SELECT c.scheduled_job_id FROM scheduler_run_claims c JOIN unnest($1::bigint[], $2::int[]) AS x(jid, att)
+				ON c.river_job_id = x.jid AND c.attempt = x.att
+			ORDER BY c.scheduled_job_id FOR UPDATE OF c)`, jobs, attempts); err != nil {
 		return fmt.Errorf("release schedule claims: %w", err)
 	}
 	return nil

@@ -151,7 +151,12 @@ func (rec *Recorder) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 		busy, err := rec.begin(ctx, r)
 		switch {
 		case err != nil:
-			rec.logger.ErrorContext(ctx, "could not claim the schedule for this run", slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
+			// Unsure whether another run holds the schedule: wait rather than
+			// risk two at once (a deadlock, a lost connection, a shutdown),
+			// spending no attempt.
+			rec.logger.WarnContext(ctx, "could not claim the schedule for this run; it waits and tries again",
+				slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
+			return river.JobSnooze(queueOneWait)
 		case busy: // another run of this schedule is being worked: wait, spending no attempt
 			return river.JobSnooze(queueOneWait)
 		}

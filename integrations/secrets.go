@@ -16,6 +16,10 @@ const minSecretLen = 6
 // basic auth's base64 of user:password), so that whatever a provider
 // echoes back of them can be cut from messages before they are stored or
 // logged.
+// credentialKinds are the credentials' "type" values, which are no secret:
+// anything else under "type" is redacted like any other value.
+var credentialKinds = map[string]bool{"bearer": true, "basic": true, "api_key": true, "none": true}
+
 func secretValues(credentials json.RawMessage) []string {
 	var v any
 	if json.Unmarshal(credentials, &v) != nil {
@@ -36,8 +40,8 @@ func secretValues(credentials json.RawMessage) []string {
 			}
 		case map[string]any:
 			for k, x := range v {
-				if _, named := x.(string); named && (k == "type" || k == "header") {
-					continue // what kind of credential, which header: not secrets, and cut they made messages unreadable
+				if kind, _ := x.(string); k == "type" && credentialKinds[kind] {
+					continue // what kind of credential is no secret, and cut it made messages unreadable
 				}
 				walk(x)
 			}

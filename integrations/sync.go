@@ -127,14 +127,14 @@ func (e *Engine) Sync(ctx context.Context, p SyncParams, initiatedBy *int64) (Sy
 	}()
 
 	start := time.Now().UTC()
-	provider, syncType, since, cfgErr := e.plan(ctx, in, p.SyncType)
+	provider, syncType, since, planErr := e.plan(ctx, in, p.SyncType)
 	res.SyncType = syncType
 	if res.SyncLogID, err = e.openLog(ctx, in.ID, syncType, start, initiatedBy); err != nil {
 		return res, err
 	}
 	res.secrets = append(secretValues(in.Credentials), headerValues(in.Config)...)
-	if cfgErr != nil {
-		return res, e.closeFailed(ctx, in, &res, start, fmt.Errorf("%w: %w", ErrPermanent, cfgErr))
+	if planErr != nil { // a configuration the engine refuses (permanent), or a database error (retried)
+		return res, e.closeFailed(ctx, in, &res, start, planErr)
 	}
 	err = e.run(ctx, conn.Conn(), in, provider, syncType, since, start, &res)
 	if err != nil {
@@ -173,11 +173,11 @@ func (e *Engine) plan(ctx context.Context, in integration, asked string) (Provid
 			names = append(names, n)
 		}
 		slices.Sort(names)
-		return nil, cmp.Or(syncType, SyncFull), time.Time{}, fmt.Errorf("unknown provider %q (known: %s)", in.Provider, strings.Join(names, ", "))
+		return nil, cmp.Or(syncType, SyncFull), time.Time{}, ConfigError(fmt.Errorf("unknown provider %q (known: %s)", in.Provider, strings.Join(names, ", ")))
 	}
 	supported, incremental := provider.Supports(in.Type, in.Config)
 	if !supported {
-		return nil, cmp.Or(syncType, SyncFull), time.Time{}, fmt.Errorf("provider %s does not support integration_type %q", in.Provider, in.Type)
+		return nil, cmp.Or(syncType, SyncFull), time.Time{}, ConfigError(fmt.Errorf("provider %s does not support integration_type %q", in.Provider, in.Type))
 	}
 	var since *time.Time
 	if err := e.Pool.QueryRow(ctx, `SELECT max(start_time) FROM integration_sync_logs WHERE integration_id = $1 AND status = 'completed'`,
@@ -190,8 +190,8 @@ func (e *Engine) plan(ctx context.Context, in integration, asked string) (Provid
 	case syncType == "":
 		syncType = SyncFull
 	case syncType == SyncIncremental && !incremental:
-		return nil, syncType, time.Time{}, fmt.Errorf("integration %d cannot sync incrementally: provider %s cannot with this config "+
-			"(http_json needs updated_since_param, scim filter_last_modified; ics and csv are always full)", in.ID, in.Provider)
+		return nil, syncType, time.Time{}, ConfigError(fmt.Errorf("integration %d cannot sync incrementally: provider %s cannot with this config "+
+			"(http_json needs updated_since_param, scim filter_last_modified; ics and csv are always full)", in.ID, in.Provider))
 	case syncType == SyncIncremental && since == nil:
 		syncType = SyncFull // nothing to be incremental from
 	}
@@ -298,7 +298,7 @@ func (e *Engine) stage(ctx context.Context, conn *pgx.Conn, p Page, res *SyncRes
 // advances last_sync_at, all in the caller's transaction.
 func (e *Engine) apply(ctx context.Context, tx pgx.Tx, in integration, syncType string, start time.Time, res *SyncResult) error {
 	now := time.Now().UTC()
-	// Deduplicating sorts every staged payload: in memory, not on disk.
+	// Memory for the deduplication's hash (55 MB at a million records).
 	// The integration may not go away while its records go in (what a
 	// foreign key would check row by row, at the cost of the whole write).
 	if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {

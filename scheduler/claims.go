@@ -25,7 +25,7 @@ const maxClaimBatch = 500
 type claimRequest struct {
 	scheduledJobID, jobID int64
 	attempt               int
-	reply                 chan claimReply // buffered: the loop never waits on it
+	reply                 chan claimReply // buffered: the loop never waits on it; nil when claimed directly
 }
 
 type claimReply struct {
@@ -38,14 +38,14 @@ type claimReply struct {
 // the schedule for this attempt. The attempt's job_logs row turns processing
 // through the buffer, as any run's does.
 func (rec *Recorder) begin(ctx context.Context, r run) (busy bool, err error) {
-	req := claimRequest{scheduledJobID: r.args.ScheduledJobID, jobID: r.job.ID, attempt: r.job.Attempt, reply: make(chan claimReply, 1)}
+	req := claimRequest{scheduledJobID: r.args.ScheduledJobID, jobID: r.job.ID, attempt: r.job.Attempt}
 	rec.mu.RLock()
 	if !rec.open {
 		rec.mu.RUnlock()
-		rec.answer(ctx, []claimRequest{req})
-		rep := <-req.reply
-		return rep.busy, rep.err
+		busy, err := rec.claim(ctx, []claimRequest{req})
+		return busy[req.jobID], err
 	}
+	req.reply = make(chan claimReply, 1)
 	rec.claims <- req
 	rec.mu.RUnlock()
 	select {
@@ -89,12 +89,17 @@ func (rec *Recorder) claimLoop(ctx context.Context) {
 
 // answer claims the schedules of reqs and replies to each.
 func (rec *Recorder) answer(ctx context.Context, reqs []claimRequest) {
-	ctx, cancel := context.WithTimeout(ctx, recordTimeout)
-	defer cancel()
-	busy, err := claimSchedules(ctx, rec.pool, reqs)
+	busy, err := rec.claim(ctx, reqs)
 	for _, req := range reqs {
 		req.reply <- claimReply{busy: busy[req.jobID], err: err}
 	}
+}
+
+// claim claims the schedules of reqs, bounded by recordTimeout.
+func (rec *Recorder) claim(ctx context.Context, reqs []claimRequest) (map[int64]bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, recordTimeout)
+	defer cancel()
+	return claimSchedules(ctx, rec.pool, reqs)
 }
 
 type batchSender interface {

@@ -11,15 +11,16 @@ import (
 // ones ("none", a username like "bot") would cut ordinary words.
 const minSecretLen = 6
 
+// credentialKinds are the credentials' "type" values (pull's Bearer, Basic
+// and APIKey; pull imports this package), which are no secret: anything
+// else under "type" is redacted like any other value.
+var credentialKinds = map[string]bool{"bearer": true, "basic": true, "api_key": true, "none": true}
+
 // secretValues lists the strings an integration's credentials hold, and
 // the forms a request carries them in (URL-escaped in a path or query;
 // basic auth's base64 of user:password), so that whatever a provider
 // echoes back of them can be cut from messages before they are stored or
 // logged.
-// credentialKinds are the credentials' "type" values, which are no secret:
-// anything else under "type" is redacted like any other value.
-var credentialKinds = map[string]bool{"bearer": true, "basic": true, "api_key": true, "none": true}
-
 func secretValues(credentials json.RawMessage) []string {
 	var v any
 	if json.Unmarshal(credentials, &v) != nil {

@@ -370,7 +370,9 @@ func (e *Engine) markDeleted(ctx context.Context, tx pgx.Tx, integrationID int64
 	// Whatever the statistics say about integration_records (which this
 	// transaction may just have filled), the anti-join must probe an index,
 	// not scan the stage once per record: that plan took 10 minutes at 100k.
-	if _, err := tx.Exec(ctx, "CREATE INDEX ON atis_sync_stage (external_id); ANALYZE atis_sync_stage"); err != nil {
+	// (apply has analyzed the stage already; a plain column index needs no
+	// statistics of its own).
+	if _, err := tx.Exec(ctx, "CREATE INDEX ON atis_sync_stage (external_id)"); err != nil {
 		return err
 	}
 	tag, err := tx.Exec(ctx, `UPDATE integration_records r SET deleted_at = $2

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/atis-edu/atis-scheduler/internal/schedule"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -36,15 +36,28 @@ type Summary struct {
 
 // List returns every schedule, ordered by id.
 func List(ctx context.Context, pool *pgxpool.Pool) ([]Summary, error) {
-	rows, err := pool.Query(ctx, `SELECT id, name, job_class,
-			coalesce(nullif(btrim(cron_expression, E' \t\r\n'), ''), 'every ' || interval_minutes || ' min', ''), coalesce(timezone, 'UTC'),
+	rows, err := pool.Query(ctx, `SELECT id, name, job_class, cron_expression, interval_minutes, coalesce(timezone, 'UTC'),
 			coalesce(is_active, false), coalesce(is_running, false), next_run_at, last_run_at, last_run_status,
 			last_run_message, coalesce(run_count, 0), coalesce(failure_count, 0), skipped_count, misfire_policy, overlap_policy
 		FROM scheduled_jobs ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list schedules: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Summary])
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Summary, error) {
+		var s Summary
+		var cron *string
+		var interval *int32
+		err := row.Scan(&s.ID, &s.Name, &s.JobClass, &cron, &interval, &s.Timezone, &s.Active, &s.Running, &s.NextRunAt,
+			&s.LastRunAt, &s.LastRunStatus, &s.LastRunMessage, &s.RunCount, &s.FailureCount, &s.SkippedCount,
+			&s.MisfirePolicy, &s.OverlapPolicy)
+		switch {
+		case schedule.CronOf(cron) != "":
+			s.Schedule = schedule.CronOf(cron)
+		case interval != nil:
+			s.Schedule = fmt.Sprintf("every %d min", *interval)
+		}
+		return s, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list schedules: %w", err)
 	}
@@ -77,7 +90,7 @@ func Validate(ctx context.Context, pool *pgxpool.Pool, registry *workers.Registr
 		if _, _, err := s.compile(r); err != nil {
 			p.Errors = append(p.Errors, err.Error())
 		}
-		if r.Cron != nil && strings.TrimSpace(*r.Cron) != "" && r.Interval != nil {
+		if schedule.CronOf(r.Cron) != "" && r.Interval != nil {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("both cron_expression %q and interval_minutes %d are set: the cron expression wins", *r.Cron, *r.Interval))
 		}
 		if !r.IsActive {

@@ -214,13 +214,13 @@ func nextFireTimes(s scheduleRow, now time.Time, n int) ([]fireTime, string) {
 // describe puts the common schedules into words; others are shown as
 // written.
 func describe(cron *string, interval *int32) string {
-	if cron == nil || strings.TrimSpace(*cron) == "" {
+	expr := schedule.CronOf(cron)
+	if expr == "" {
 		if interval == nil {
 			return "no schedule"
 		}
 		return every(int(*interval))
 	}
-	expr := strings.TrimSpace(*cron)
 	if w, ok := map[string]string{"@yearly": "once a year", "@annually": "once a year", "@monthly": "monthly, on the 1st at 00:00",
 		"@weekly": "weekly, on Sunday at 00:00", "@daily": "daily at 00:00", "@midnight": "daily at 00:00", "@hourly": "every hour"}[expr]; ok {
 		return w

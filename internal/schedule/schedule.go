@@ -202,6 +202,15 @@ func wallClock(t time.Time) time.Time {
 // about 290 years the interval would not even fit a time.Duration.
 const MaxIntervalMinutes = 10 * 366 * 24 * 60
 
+// CronOf returns a row's cron_expression, trimmed: "" when it is null or
+// blank, and then the row's interval_minutes is its schedule.
+func CronOf(cron *string) string {
+	if cron == nil {
+		return ""
+	}
+	return strings.TrimSpace(*cron)
+}
+
 // ParseRow returns the schedule of a row: its cron expression in its time
 // zone when set (cron wins over interval_minutes), else its interval.
 func ParseRow(cron *string, intervalMinutes *int32, timezone *string) (Schedule, error) {
@@ -214,7 +223,7 @@ func ParseRow(cron *string, intervalMinutes *int32, timezone *string) (Schedule,
 		return nil, fmt.Errorf("unknown time zone %q (use an IANA name such as Asia/Baku or UTC)", tz)
 	}
 	switch {
-	case cron != nil && strings.TrimSpace(*cron) != "":
+	case CronOf(cron) != "":
 		return ParseCron(*cron, loc)
 	case intervalMinutes != nil && *intervalMinutes > MaxIntervalMinutes:
 		return nil, fmt.Errorf("interval_minutes %d is more than %d (ten years); use a cron expression for rare schedules", *intervalMinutes, MaxIntervalMinutes)

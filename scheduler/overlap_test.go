@@ -2,12 +2,12 @@ package scheduler_test
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -39,6 +39,51 @@ func (c *concurrency) class() workers.Class {
 	}}
 }
 
+// overlapSetup is a database of the test's own, the test_overlap class that
+// counts runs working at once, a River client with its Recorder (not
+// started) and a Scheduler enqueueing through it.
+type overlapSetup struct {
+	pool     *pgxpool.Pool
+	c        *concurrency
+	registry *workers.Registry
+	client   *river.Client[pgx.Tx]
+	sched    *scheduler.Scheduler
+}
+
+func newOverlapSetup(t *testing.T) *overlapSetup {
+	t.Helper()
+	s := &overlapSetup{pool: dbtest.Pool(t, ownedDatabase(t)), c: &concurrency{now: map[int64]int{}, highest: map[int64]int{}}}
+	var err error
+	s.registry, err = workers.NewRegistry(s.c.class())
+	require.NoError(t, err)
+	s.client = schedtest.NewClient(t, s.pool, s.registry, scheduler.RecorderConfig{})
+	s.sched = scheduler.New(s.pool, s.client, s.registry, dbtest.Logger(), scheduler.Config{})
+	return s
+}
+
+// schedule adds a test_overlap schedule with overlap_policy skip that never
+// falls due by itself.
+func (s *overlapSetup) schedule(t *testing.T) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, s.pool.QueryRow(context.Background(), `INSERT INTO scheduled_jobs (name, job_class, cron_expression, overlap_policy, parameters)
+		VALUES ('o', 'test_overlap', '0 0 1 1 *', 'skip', '{}') RETURNING id`).Scan(&id))
+	return id
+}
+
+// startClients starts clients, each stopped when the test ends.
+func startClients(t *testing.T, clients ...*river.Client[pgx.Tx]) {
+	t.Helper()
+	for _, c := range clients {
+		require.NoError(t, c.Start(context.Background()))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = c.StopAndCancel(ctx)
+		})
+	}
+}
+
 // TestOverlapCheckAtStartIsAtomic: runs of one skip schedule that River
 // fetches together (admins' run-now clicks, which the enqueue-time check lets
 // through) never work at the same time, in one process or in two replicas:
@@ -47,43 +92,29 @@ func TestOverlapCheckAtStartIsAtomic(t *testing.T) {
 	t.Parallel()
 
 	ctx := context.Background()
-	pool := dbtest.Pool(t, ownedDatabase(t))
-	c := &concurrency{now: map[int64]int{}, highest: map[int64]int{}}
-	registry, err := workers.NewRegistry(c.class())
-	require.NoError(t, err)
-	client := schedtest.NewClient(t, pool, registry, scheduler.RecorderConfig{})
-	replica := schedtest.NewClient(t, pool, registry, scheduler.RecorderConfig{})
-	sched := scheduler.New(pool, client, registry, dbtest.Logger(), scheduler.Config{})
+	s := newOverlapSetup(t)
+	replica := schedtest.NewClient(t, s.pool, s.registry, scheduler.RecorderConfig{})
 
 	const schedules, runsEach = 8, 3
 	var ids []int64
 	for range schedules {
-		var id int64
-		require.NoError(t, pool.QueryRow(ctx, `INSERT INTO scheduled_jobs (name, job_class, cron_expression, overlap_policy, parameters)
-			VALUES ('o', 'test_overlap', '0 0 1 1 *', 'skip', $1) RETURNING id`, json.RawMessage(`{}`)).Scan(&id))
+		id := s.schedule(t)
 		ids = append(ids, id)
 		for range runsEach {
-			_, err := sched.RunNow(ctx, id, nil)
+			_, err := s.sched.RunNow(ctx, id, nil)
 			require.NoError(t, err)
 		}
 	}
 	// Every run is queued before the workers start, so that they are
 	// fetched together, by both replicas.
-	for _, c := range []*river.Client[pgx.Tx]{client, replica} {
-		require.NoError(t, c.Start(ctx))
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_ = c.StopAndCancel(ctx)
-		})
-	}
+	startClients(t, s.client, replica)
 	eventually(t, func() bool {
-		return scalar[int](t, pool, "SELECT count(*) FROM job_logs WHERE status = 'completed'") == schedules*runsEach
+		return scalar[int](t, s.pool, "SELECT count(*) FROM job_logs WHERE status = 'completed'") == schedules*runsEach
 	}, "every run completes, one after another")
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
 	for _, id := range ids {
-		require.Equal(t, 1, c.highest[id], "schedule %d had runs working at once", id)
+		require.Equal(t, 1, s.c.highest[id], "schedule %d had runs working at once", id)
 	}
 }
 
@@ -94,39 +125,27 @@ func TestAStaleClaimIsTakenOver(t *testing.T) {
 	t.Parallel()
 
 	ctx := context.Background()
-	pool := dbtest.Pool(t, ownedDatabase(t))
-	c := &concurrency{now: map[int64]int{}, highest: map[int64]int{}}
-	registry, err := workers.NewRegistry(c.class())
+	s := newOverlapSetup(t)
+	id := s.schedule(t)
+	plantStaleClaim := func() {
+		_, err := s.pool.Exec(ctx, `INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id, attempt, claimed_at)
+			VALUES ($1, 987654321, 1, now() - interval '1 hour')`, id)
+		require.NoError(t, err)
+	}
+	plantStaleClaim()
+	_, err := s.sched.RunNow(ctx, id, nil)
 	require.NoError(t, err)
-	client := schedtest.NewClient(t, pool, registry, scheduler.RecorderConfig{})
-	sched := scheduler.New(pool, client, registry, dbtest.Logger(), scheduler.Config{})
-
-	var id int64
-	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO scheduled_jobs (name, job_class, cron_expression, overlap_policy, parameters)
-		VALUES ('o', 'test_overlap', '0 0 1 1 *', 'skip', '{}') RETURNING id`).Scan(&id))
-	_, err = pool.Exec(ctx, `INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id, attempt, claimed_at)
-		VALUES ($1, 987654321, 1, now() - interval '1 hour')`, id)
-	require.NoError(t, err)
-	_, err = sched.RunNow(ctx, id, nil)
-	require.NoError(t, err)
-	require.NoError(t, client.Start(ctx))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = client.StopAndCancel(ctx)
-	})
+	startClients(t, s.client)
 	eventually(t, func() bool {
-		return scalar[int](t, pool, "SELECT count(*) FROM job_logs WHERE status = 'completed'") == 1
+		return scalar[int](t, s.pool, "SELECT count(*) FROM job_logs WHERE status = 'completed'") == 1
 	}, "the run starts although a dead run's claim is left")
 	eventually(t, func() bool {
-		return scalar[int](t, pool, "SELECT count(*) FROM scheduler_run_claims") == 0
+		return scalar[int](t, s.pool, "SELECT count(*) FROM scheduler_run_claims") == 0
 	}, "the run's end releases the claim it took over")
 
 	// A stale claim of a run that never released it: the reconciler drops it.
-	_, err = pool.Exec(ctx, `INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id, attempt, claimed_at)
-		VALUES ($1, 987654321, 1, now() - interval '1 hour')`, id)
+	plantStaleClaim()
+	_, err = scheduler.NewReconciler(s.pool, dbtest.Logger(), scheduler.ReconcilerConfig{InstanceID: "t"}).Reconcile(ctx)
 	require.NoError(t, err)
-	_, err = scheduler.NewReconciler(pool, dbtest.Logger(), scheduler.ReconcilerConfig{InstanceID: "t"}).Reconcile(ctx)
-	require.NoError(t, err)
-	require.Zero(t, scalar[int](t, pool, "SELECT count(*) FROM scheduler_run_claims"))
+	require.Zero(t, scalar[int](t, s.pool, "SELECT count(*) FROM scheduler_run_claims"))
 }

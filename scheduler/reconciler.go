@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/internal/procstat"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -127,13 +128,7 @@ func pidSpace(proc string) string {
 	if err != nil {
 		return ""
 	}
-	// The command name may hold spaces and parentheses: fields count from
-	// the last ')'. starttime is field 22; state, field 3, comes first.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return ""
-	}
-	fields := strings.Fields(string(stat[i+1:]))
+	fields := procstat.StatFields(stat) // [19] is starttime, field 22
 	if len(fields) < 20 {
 		return ""
 	}

@@ -1,6 +1,7 @@
 // Package procstat reads a process's memory, CPU time and state from
 // Linux's /proc, for the tests and benchmarks that run the real binary and
-// measure it from outside. Nothing in the daemon uses it.
+// measure it from outside. The daemon uses only StatFields (the reconciler's
+// host key).
 package procstat
 
 import (
@@ -54,13 +55,23 @@ func Running(pid int) bool {
 	return err == nil && len(fields) > 0 && fields[0] != "Z" && fields[0] != "X"
 }
 
-// statFields returns the fields of /proc/<pid>/stat after the command name,
-// which may hold spaces and parentheses: [0] is the state (field 3 of stat).
+// statFields returns the fields of /proc/<pid>/stat after the command name.
 func statFields(pid int) ([]string, error) {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return nil, err
 	}
+	return StatFields(stat), nil
+}
+
+// StatFields splits the content of a /proc/<pid>/stat file after the
+// command name, which may hold spaces and parentheses: [0] is the state
+// (field 3 of stat), [n] field n+3. Nil when there is no command name.
+func StatFields(stat []byte) []string {
 	s := string(stat)
-	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:]), nil
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return strings.Fields(s[i+1:])
 }

@@ -40,8 +40,9 @@ test-soak: build ## 10,000 schedules for 10 minutes; goroutines, RSS and session
 	$(WITH_TEST_DB) env ATIS_SOAK=1 $(GO) test -count=1 -v -run '^TestSoak$$' -timeout 30m ./cmd/atis-scheduler/
 
 FUZZ_TIME ?= 30s
-fuzz: ## Fuzz each target for FUZZ_TIME (30s); a crasher is written under the package's testdata/fuzz
+fuzz: build ## Fuzz each target for FUZZ_TIME (30s); a crasher is written under the package's testdata/fuzz
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRow$$' -fuzztime $(FUZZ_TIME) ./internal/schedule/
+	$(WITH_TEST_DB) $(GO) test -run '^$$' -fuzz '^FuzzScheduleRows$$' -fuzztime $(FUZZ_TIME) ./scheduler/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateParameters$$' -fuzztime $(FUZZ_TIME) ./internal/cli/
 	$(GO) test -run '^$$' -fuzz '^FuzzFetchPage$$' -fuzztime $(FUZZ_TIME) ./integrations/httpjson/
 

@@ -2,9 +2,36 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 )
+
+// panicError is a panic turned into an error, with the stack where it
+// happened.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string { return fmt.Sprintf("internal error: %v", e.value) }
+
+// logPanic, deferred, logs a panic of the calling function at ERROR and
+// lets the caller return normally.
+func (s *Scheduler) logPanic(ctx context.Context, what string) {
+	if v := recover(); v != nil {
+		s.logger.ErrorContext(ctx, what+" panicked", slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+	}
+}
+
+// recovered, deferred, turns a panic of the calling function into a
+// *panicError in *err.
+func recovered(err *error) {
+	if v := recover(); v != nil {
+		*err = &panicError{value: v, stack: debug.Stack()}
+	}
+}
 
 // failed puts a row whose plan or enqueue failed (a database error: nothing
 // an admin can fix on the row) aside for a while, so that the other rows go

@@ -123,9 +123,10 @@ func tallySchedules(ctx context.Context, tx pgx.Tx, tallies map[int64]*scheduleT
 			is_running = EXISTS (SELECT 1 FROM job_logs l WHERE l.scheduled_job_id = s.id AND l.status IN ('queued', 'processing')),
 			last_run_at = x.start_at, last_run_status = x.status, last_run_message = nullif(x.message, ''),
 			last_run_duration = x.duration,
-			run_count = coalesce(s.run_count, 0) + x.runs,
-			failure_count = coalesce(s.failure_count, 0) + x.failures,
-			consecutive_failures = CASE WHEN x.any_success THEN x.trail ELSE s.consecutive_failures + x.trail END,
+			run_count = least(coalesce(s.run_count, 0)::bigint + x.runs, 2147483647)::int,
+			failure_count = least(coalesce(s.failure_count, 0)::bigint + x.failures, 2147483647)::int,
+			consecutive_failures = CASE WHEN x.any_success THEN x.trail
+				ELSE least(s.consecutive_failures::bigint + x.trail, 2147483647)::int END,
 			updated_at = x.end_at
 		FROM unnest($1::bigint[], $2::int[], $3::int[], $4::int[], $5::bool[], $6::timestamp[], $7::timestamp[], $8::text[], $9::text[], $10::int[])
 			AS x(id, runs, failures, trail, any_success, start_at, end_at, status, message, duration)

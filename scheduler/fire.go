@@ -2,8 +2,10 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
@@ -78,21 +80,28 @@ func (s *Scheduler) inBatch(ctx context.Context, tx pgx.Tx, rows []row, now time
 			return 0, 0, ctx.Err()
 		}
 		n, err := s.inSavepoint(ctx, tx, []row{r}, now, do)
-		if err != nil {
+		var p *panicError
+		switch {
+		case err == nil:
+			handled++
+			enqueued += n
+		case errors.As(err, &p) && s.setAside(ctx, tx, r, step, p):
+			handled++
+		default:
 			s.failed(ctx, r, step, err)
-			continue
 		}
-		handled++
-		enqueued += n
 	}
 	return handled, enqueued, nil
 }
 
+// inSavepoint applies do to rows in a savepoint of tx. A panic in do (a bug
+// that some row's content reaches) rolls the savepoint back and comes back
+// as a *panicError, so that inBatch can find the row and set it aside.
 func (s *Scheduler) inSavepoint(ctx context.Context, tx pgx.Tx, rows []row, now time.Time, do batchFunc) (int, error) {
 	var n int
 	var done []firing
-	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-		var err error
+	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) (err error) {
+		defer recovered(&err)
 		n, done, err = do(ctx, sp, rows, now)
 		return err
 	})
@@ -101,6 +110,24 @@ func (s *Scheduler) inSavepoint(ctx context.Context, tx pgx.Tx, rows []row, now 
 	}
 	s.observe(ctx, done) // only now that nothing of the rows can fail
 	return n, nil
+}
+
+// setAside stops scheduling a row whose planning or firing panicked, saying
+// so where admins look, and logs the panic once with its stack. The row is
+// tried again when someone edits its schedule or a daemon starts. It says
+// whether the row could be written; if not, the caller backs off instead.
+func (s *Scheduler) setAside(ctx context.Context, tx pgx.Tx, r row, step string, p *panicError) bool {
+	msg := fmt.Sprintf("not scheduled: internal error while trying to %s this row (%v); edit the row to try again, and report the daemon's log", step, p.value)
+	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
+		return explainInvalid(ctx, sp, []firing{{row: r, invalid: msg}})
+	})
+	s.logger.ErrorContext(ctx, step+" panicked on a row; the row is set aside", slog.Int64("scheduled_job_id", r.ID),
+		slog.String("name", r.Name), slog.String("panic", fmt.Sprint(p.value)), slog.String("stack", string(p.stack)))
+	if err != nil {
+		return false
+	}
+	s.count(func(st *Stats) { st.Invalid++ })
+	return true
 }
 
 // firing is what one due row does in a cycle.
@@ -191,34 +218,44 @@ func explainInvalid(ctx context.Context, tx pgx.Tx, firings []firing) error {
 	return nil
 }
 
-// advance moves each valid row past its handled ticks, in one statement.
+// advance moves each valid row past its handled ticks, in one statement. A
+// row whose schedule fires no more is left without next_run_at, saying so.
 func advance(ctx context.Context, tx pgx.Tx, firings []firing, now time.Time) error {
 	var (
-		ids      []int64
-		next     []*time.Time
-		lastDue  []time.Time
-		enqueued []bool
-		skipped  []int32
+		ids           []int64
+		next, lastDue []*time.Time
+		enqueued      []bool
+		skipped       []int32
+		ended         []*string
 	)
 	for _, f := range firings {
 		if f.invalid != "" {
 			continue
 		}
-		var n *time.Time
+		var n, d *time.Time
+		var end *string
 		if !f.plan.next.IsZero() {
 			n = new(f.plan.next.UTC())
+		} else {
+			end = new(fmt.Sprintf("not scheduled: the schedule has no fire time after %s", now.UTC().Format(time.RFC3339)))
 		}
-		ids, next, lastDue = append(ids, f.row.ID), append(next, n), append(lastDue, f.plan.lastDue.UTC())
-		enqueued, skipped = append(enqueued, len(f.runs) > 0), append(skipped, int32(f.skipped()))
+		if !f.plan.lastDue.IsZero() {
+			d = new(f.plan.lastDue.UTC())
+		}
+		ids, next, lastDue, ended = append(ids, f.row.ID), append(next, n), append(lastDue, d), append(ended, end)
+		enqueued, skipped = append(enqueued, len(f.runs) > 0), append(skipped, int32(min(f.skipped(), math.MaxInt32)))
 	}
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `UPDATE scheduled_jobs s SET next_run_at = x.next, last_due_at = x.last_due,
-			is_running = coalesce(s.is_running, false) OR x.enqueued, skipped_count = s.skipped_count + x.skipped,
-			last_skipped_at = CASE WHEN x.skipped > 0 THEN $6 ELSE s.last_skipped_at END, updated_at = $6
-		FROM unnest($1::bigint[], $2::timestamp[], $3::timestamp[], $4::bool[], $5::int[]) AS x(id, next, last_due, enqueued, skipped)
-		WHERE s.id = x.id`, ids, next, lastDue, enqueued, skipped, now)
+	_, err := tx.Exec(ctx, `UPDATE scheduled_jobs s SET next_run_at = x.next, last_due_at = coalesce(x.last_due, s.last_due_at),
+			is_running = coalesce(s.is_running, false) OR x.enqueued,
+			skipped_count = least(coalesce(s.skipped_count, 0)::bigint + x.skipped, 2147483647)::int,
+			last_skipped_at = CASE WHEN x.skipped > 0 THEN $7 ELSE s.last_skipped_at END, updated_at = $7,
+			schedule_error = coalesce(x.ended, s.schedule_error), last_run_message = coalesce(x.ended, s.last_run_message)
+		FROM unnest($1::bigint[], $2::timestamp[], $3::timestamp[], $4::bool[], $5::int[], $6::text[])
+			AS x(id, next, last_due, enqueued, skipped, ended)
+		WHERE s.id = x.id`, ids, next, lastDue, enqueued, skipped, ended, now)
 	if err != nil {
 		return fmt.Errorf("advance next_run_at: %w", err)
 	}
@@ -229,6 +266,7 @@ func (f firing) skipped() int { return f.plan.overlapped + f.plan.missed }
 
 // observe tells metrics and the log what committed rows did.
 func (s *Scheduler) observe(ctx context.Context, firings []firing) {
+	defer s.logPanic(ctx, "observe committed rows") // they are committed: a panic here must not undo the cycle
 	var skipped, invalid int64
 	for _, f := range firings {
 		if f.invalid != "" {
@@ -259,26 +297,18 @@ func (s *Scheduler) observe(ctx context.Context, firings []firing) {
 }
 
 // dueTicks lists the ticks of sched from first (a due row's next_run_at) up
-// to now, and returns those to run under misfire policy misfire (run_all
-// keeps the latest runAllCap; skip runs the latest only if it is at most
-// grace late), the latest tick, the first tick after now, and how many
-// missed ticks the policy drops.
+// to now (schedule.Due: bounded whatever first is), and returns those to run
+// under misfire policy misfire (run_all keeps the latest runAllCap; skip
+// runs the latest only if it is at most grace late), the latest tick (zero
+// when none is within reach: then nothing runs), the first tick after now
+// (zero: the schedule fires no more), and how many missed ticks the policy
+// drops.
 func dueTicks(sched schedule.Schedule, first time.Time, misfire string, now time.Time, runAllCap int, grace time.Duration) (run []time.Time, lastDue, next time.Time, dropped int) {
-	const maxWalk = 1_000_000
-	var recent []time.Time // the latest RunAllCap ticks
-	total := 0
-	t := first
-	for ; !t.IsZero() && !t.After(now) && total < maxWalk; t = sched.Next(t) {
-		if len(recent) == runAllCap {
-			recent = recent[1:]
-		}
-		recent = append(recent, t)
-		total++
+	recent, total, next := schedule.Due(sched, first, now, runAllCap)
+	if len(recent) == 0 {
+		return nil, time.Time{}, next, 0
 	}
-	if total == maxWalk { // a very long outage of a very frequent schedule
-		t = sched.Next(now)
-	}
-	lastDue, next = recent[len(recent)-1], t
+	lastDue = recent[len(recent)-1]
 	switch misfire {
 	case MisfireRunAll:
 		run = recent

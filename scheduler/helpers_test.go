@@ -122,7 +122,7 @@ func setup(t *testing.T, opts setupOpts) *bundle {
 
 // ownedDatabase is a fresh database whose scheduled_jobs these tests own:
 // without the default schedules the migrations add.
-func ownedDatabase(t *testing.T) string {
+func ownedDatabase(t testing.TB) string {
 	t.Helper()
 	url := dbtest.NewURL(t)
 	pool := dbtest.Pool(t, url)
@@ -131,7 +131,7 @@ func ownedDatabase(t *testing.T) string {
 	return url
 }
 
-func setupOn(t *testing.T, url string, pool *pgxpool.Pool, opts setupOpts) *bundle {
+func setupOn(t testing.TB, url string, pool *pgxpool.Pool, opts setupOpts) *bundle {
 	t.Helper()
 	registry, err := workers.NewRegistry(append(testClasses(),
 		workers.NoopClass{}, workers.HTTPRequestClass{}, workers.SQLClass{Enabled: true, Pool: pool})...)

@@ -42,7 +42,7 @@ func (s *Scheduler) plan(ctx context.Context, backoff []int64) (planned int, mor
 // honoured). It enqueues nothing; it returns the invalid rows to observe.
 func (s *Scheduler) planRows(ctx context.Context, tx pgx.Tx, todo []row, now time.Time) (int, []firing, error) {
 	var inactive, ids []int64
-	var nexts []time.Time
+	var nexts []*time.Time // nil: keep the explicit next_run_at
 	var invalid []firing
 	for _, r := range todo {
 		if !r.IsActive {
@@ -54,11 +54,16 @@ func (s *Scheduler) planRows(ctx context.Context, tx pgx.Tx, todo []row, now tim
 			invalid = append(invalid, firing{row: r, invalid: "not scheduled: " + err.Error()})
 			continue
 		}
-		next := r.NextRunAt
-		if next == nil {
-			next = new(firstFire(sched, r, now))
+		var next *time.Time
+		if r.NextRunAt == nil {
+			first := firstFire(sched, r, now)
+			if first.IsZero() {
+				invalid = append(invalid, firing{row: r, invalid: fmt.Sprintf("not scheduled: the schedule has no fire time after %s", now.Format(time.RFC3339))})
+				continue
+			}
+			next = new(first.UTC())
 		}
-		ids, nexts = append(ids, r.ID), append(nexts, next.UTC())
+		ids, nexts = append(ids, r.ID), append(nexts, next)
 	}
 	if len(inactive) > 0 {
 		if _, err := tx.Exec(ctx, `UPDATE scheduled_jobs SET next_run_at = NULL, needs_plan = false WHERE id = ANY($1)`, inactive); err != nil {
@@ -69,7 +74,7 @@ func (s *Scheduler) planRows(ctx context.Context, tx pgx.Tx, todo []row, now tim
 		return 0, nil, err
 	}
 	if len(ids) > 0 {
-		_, err := tx.Exec(ctx, `UPDATE scheduled_jobs s SET next_run_at = x.next, needs_plan = false, schedule_error = NULL,
+		_, err := tx.Exec(ctx, `UPDATE scheduled_jobs s SET next_run_at = coalesce(x.next, s.next_run_at), needs_plan = false, schedule_error = NULL,
 				last_run_message = CASE WHEN s.last_run_message = s.schedule_error THEN NULL ELSE s.last_run_message END
 			FROM unnest($1::bigint[], $2::timestamp[]) AS x(id, next) WHERE s.id = x.id`, ids, nexts)
 		if err != nil {
@@ -80,7 +85,8 @@ func (s *Scheduler) planRows(ctx context.Context, tx pgx.Tx, todo []row, now tim
 }
 
 // firstFire is a row's first fire time: the next cron tick, or for an
-// interval, N minutes after the last handled tick (now, for a new row).
+// interval, N minutes after the last handled tick (now, for a new row). It
+// is zero when the schedule has none.
 func firstFire(sched schedule.Schedule, r row, now time.Time) time.Time {
 	if r.Cron == nil && r.LastDueAt != nil {
 		return sched.Next(*r.LastDueAt)
@@ -90,6 +96,10 @@ func firstFire(sched schedule.Schedule, r row, now time.Time) time.Time {
 	}
 	return sched.Next(now)
 }
+
+// MaxAttempts is the most attempts a run may have (max_attempts): River
+// counts attempts in a smallint, and a thousand retries is already a loop.
+const MaxAttempts = 1000
 
 // compile checks everything about a row that can be wrong and returns its
 // schedule and class.
@@ -107,11 +117,15 @@ func (s *Scheduler) compile(r row) (schedule.Schedule, workers.Class, error) {
 	if !slices.Contains([]string{runqueue.OverlapSkip, runqueue.OverlapAllow, runqueue.OverlapQueueOne}, r.Overlap) {
 		return nil, nil, fmt.Errorf("overlap_policy %q is not one of skip, allow, queue_one", r.Overlap)
 	}
-	if r.MaxAttempts != nil && *r.MaxAttempts < 1 {
+	switch {
+	case r.MaxAttempts != nil && *r.MaxAttempts < 1:
 		return nil, nil, fmt.Errorf("max_attempts %d must be at least 1", *r.MaxAttempts)
-	}
-	if r.RetryDelay != nil && *r.RetryDelay < 0 {
+	case r.MaxAttempts != nil && *r.MaxAttempts > MaxAttempts:
+		return nil, nil, fmt.Errorf("max_attempts %d must be at most %d", *r.MaxAttempts, MaxAttempts)
+	case r.RetryDelay != nil && *r.RetryDelay < 0:
 		return nil, nil, fmt.Errorf("retry_delay_minutes %d must not be negative", *r.RetryDelay)
+	case r.RetryDelay != nil && *r.RetryDelay > schedule.MaxIntervalMinutes:
+		return nil, nil, fmt.Errorf("retry_delay_minutes %d must be at most %d (ten years)", *r.RetryDelay, schedule.MaxIntervalMinutes)
 	}
 	sched, err := schedule.ParseRow(r.Cron, r.Interval, r.Timezone)
 	return sched, class, err

@@ -10,6 +10,7 @@ package scheduler
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -137,14 +138,16 @@ func New(pool *pgxpool.Pool, client *river.Client[pgx.Tx], registry *workers.Reg
 // Start launches the scheduling loop and the notification listener; they
 // run until ctx ends or Stop. Rows that were invalid are re-checked once at
 // start, since this binary may know classes or settings that the previous
-// one did not. Starting twice is a no-op.
+// one did not, and so are active rows left with no next_run_at and no
+// reason (bookkeeping written by hand). Starting twice is a no-op.
 func (s *Scheduler) Start(ctx context.Context) error {
 	ctx, shouldStart, started, stopped := s.StartInit(ctx)
 	if !shouldStart {
 		return nil
 	}
 	if err := inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, "UPDATE scheduled_jobs SET needs_plan = true WHERE schedule_error IS NOT NULL AND NOT needs_plan")
+		_, err := tx.Exec(ctx, `UPDATE scheduled_jobs SET needs_plan = true
+			WHERE NOT needs_plan AND (schedule_error IS NOT NULL OR (is_active AND next_run_at IS NULL))`)
 		return err
 	}); err != nil {
 		stopped()
@@ -195,7 +198,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 		case <-timer.C:
 		}
 		wait := s.cfg.PollInterval
-		res, err := s.Tick(ctx)
+		res, err := s.safeTick(ctx)
 		s.mu.Lock()
 		s.lastCycle = time.Now()
 		s.mu.Unlock()
@@ -206,7 +209,11 @@ func (s *Scheduler) loop(ctx context.Context) {
 			}
 			return
 		case err != nil:
-			s.logger.ErrorContext(ctx, "scheduling cycle failed", slog.String("error", err.Error()))
+			attrs := []any{slog.String("error", err.Error())}
+			if p := (*panicError)(nil); errors.As(err, &p) {
+				attrs = append(attrs, slog.String("stack", string(p.stack)))
+			}
+			s.logger.ErrorContext(ctx, "scheduling cycle failed", attrs...)
 			wait = time.Second
 		case res.More:
 			wait = 0
@@ -221,6 +228,14 @@ func (s *Scheduler) loop(ctx context.Context) {
 		}
 		timer.Reset(wait)
 	}
+}
+
+// safeTick is Tick with a panic turned into the cycle's error: a bug that
+// one row reaches outside the per-row fallback costs a cycle, not the
+// daemon.
+func (s *Scheduler) safeTick(ctx context.Context) (res TickResult, err error) {
+	defer recovered(&err)
+	return s.Tick(ctx)
 }
 
 // listen turns notifications into wake-ups, reconnecting after errors; the

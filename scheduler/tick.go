@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // TickResult is what one scheduling cycle did.
@@ -41,8 +42,17 @@ type row struct {
 }
 
 const rowColumns = `id, name, job_class, coalesce(parameters, '{}'::jsonb), cron_expression, interval_minutes,
-	next_run_at, last_due_at, timezone, misfire_policy, overlap_policy, max_attempts, retry_delay_minutes,
+	` + finiteNextRunAt + `, ` + finiteLastDueAt + `, timezone, misfire_policy, overlap_policy, max_attempts, retry_delay_minutes,
 	coalesce(is_active, false), last_run_message, schedule_error`
+
+// A TIMESTAMP column may hold what no time.Time scan accepts ('infinity',
+// '-infinity') or what no schedule needs (4713 BC, year 294276): an admin
+// can write any of them. Read within year 1 to 9999, so that the far past
+// is due now and the far future waits.
+const (
+	finiteNextRunAt = `CASE WHEN next_run_at IS NOT NULL THEN least(greatest(next_run_at, '0001-01-01'::timestamp), '9999-12-31 23:59:59'::timestamp) END`
+	finiteLastDueAt = `CASE WHEN last_due_at IS NOT NULL THEN least(greatest(last_due_at, '0001-01-01'::timestamp), '9999-12-31 23:59:59'::timestamp) END`
+)
 
 func scanRow(rows pgx.CollectableRow) (row, error) {
 	var r row
@@ -89,14 +99,18 @@ func (s *Scheduler) Tick(ctx context.Context) (TickResult, error) {
 	if all {
 		return res, nil
 	}
-	var next *time.Time
+	var next pgtype.Timestamp // may be ±infinity (see finiteNextRunAt)
 	if err := s.pool.QueryRow(ctx, `SELECT min(next_run_at) FROM scheduled_jobs
 		WHERE is_active AND NOT needs_plan AND NOT (job_class = ANY($1)) AND NOT (id = ANY($2))`,
 		paused, backoff).Scan(&next); err != nil {
 		return res, fmt.Errorf("find next due time: %w", err)
 	}
-	if next != nil {
-		res.NextDue = *next
+	switch {
+	case !next.Valid, next.InfinityModifier == pgtype.Infinity:
+	case next.InfinityModifier == pgtype.NegativeInfinity:
+		res.NextDue = s.cfg.Now()
+	default:
+		res.NextDue = next.Time
 	}
 	if t := s.nextBackoff(); !t.IsZero() && (res.NextDue.IsZero() || t.Before(res.NextDue)) {
 		res.NextDue = t

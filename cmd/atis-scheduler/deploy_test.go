@@ -6,12 +6,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/atis-edu/atis-scheduler/internal/cli"
+	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 )
 
 const deployDir = "../../deploy"
@@ -42,6 +48,8 @@ func TestSystemdUnit(t *testing.T) {
 	} {
 		require.Equal(t, []string{want}, s[key], key)
 	}
+	require.Equal(t, []string{strconv.Itoa(cli.ExitConfig)}, s["RestartPreventExitStatus"],
+		"only a configuration error stops the restarts (TestExitCodesMatchTheUnit runs both)")
 	stop, err := time.ParseDuration(s["TimeoutStopSec"][0])
 	require.NoError(t, err)
 	require.Greater(t, stop, 30*time.Second+10*time.Second, "longer than the soft-stop timeout plus the daemon's grace")
@@ -66,6 +74,34 @@ func TestSystemdUnit(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", "--root="+root, filepath.Join(root, "etc/systemd/system/atis-scheduler.service")).CombinedOutput()
 	require.NoError(t, err, "systemd-analyze verify:\n%s", out)
 	require.Empty(t, strings.TrimSpace(string(out)), "no warnings")
+}
+
+// TestExitCodesMatchTheUnit: the real binary's exit codes against the
+// unit's restart rule (Restart=on-failure, RestartPreventExitStatus): a bad
+// configuration is not restarted; a crash is. A SIGQUIT makes the Go runtime
+// exit as on an unrecovered panic (a stack dump, exit 2).
+func TestExitCodesMatchTheUnit(t *testing.T) {
+	t.Parallel()
+
+	s := unitSettings(t, filepath.Join(deployDir, "atis-scheduler.service"))
+	require.Equal(t, []string{"on-failure"}, s["Restart"])
+	prevented := func(code int) bool { return slices.Contains(s["RestartPreventExitStatus"], strconv.Itoa(code)) }
+
+	bad := run(t, []string{"DATABASE_URL=postgres://x@y/z", "ATIS_POLL_INTERVAL=1ns"}, "run")
+	require.Equal(t, cli.ExitConfig, bad.code, bad.stderr)
+	require.True(t, prevented(bad.code), "a configuration error (exit %d) is not restarted", bad.code)
+
+	d := startDaemon(t, "DATABASE_URL="+dbtest.NewURL(t))
+	waitFor(t, d.lines, "ready")
+	require.NoError(t, d.cmd.Process.Signal(syscall.SIGQUIT))
+	for range d.lines { // read stderr to its end before Wait closes it
+	}
+	err := d.cmd.Wait()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	require.Equal(t, 2, exit.ExitCode(), "the runtime's crash code")
+	require.False(t, prevented(exit.ExitCode()), "a crash (exit %d) is restarted", exit.ExitCode())
+	require.Contains(t, d.output.String(), "goroutine ", "the crash left its stacks in the log")
 }
 
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {

@@ -75,8 +75,26 @@ func TestRunRefusesToStart(t *testing.T) {
 		{
 			name:     "NoDatabaseURL",
 			env:      func(*testing.T) []string { return nil },
-			wantCode: cli.ExitUsage,
+			wantCode: cli.ExitConfig,
 			wantLine: "atis-scheduler: DATABASE_URL is not set",
+		},
+		{
+			name:     "UnparseableDatabaseURL",
+			env:      func(*testing.T) []string { return []string{"DATABASE_URL=postgres://atis:hunter2@host:port:x/%zz"} },
+			wantCode: cli.ExitConfig,
+			wantLine: "atis-scheduler: database: DATABASE_URL is not a valid PostgreSQL connection string",
+		},
+		{
+			name:     "PortOutOfRange",
+			env:      func(*testing.T) []string { return []string{"DATABASE_URL=postgres://x@y/z", "ATIS_HTTP_ADDR=127.0.0.1:99999"} },
+			wantCode: cli.ExitConfig,
+			wantLine: `atis-scheduler: ATIS_HTTP_ADDR="127.0.0.1:99999" is not a host:port listen address`,
+		},
+		{
+			name:     "ZeroWorkers",
+			env:      func(*testing.T) []string { return []string{"DATABASE_URL=postgres://x@y/z", "ATIS_WORKERS=0"} },
+			wantCode: cli.ExitConfig,
+			wantLine: "atis-scheduler: ATIS_WORKERS=0 is out of range: it must be between 1 and 10000",
 		},
 		{
 			name: "UnreachableDatabase",
@@ -95,7 +113,7 @@ func TestRunRefusesToStart(t *testing.T) {
 		{
 			name:     "BadSetting",
 			env:      func(*testing.T) []string { return []string{"DATABASE_URL=postgres://x@y/z", "ATIS_WORKERS=lots"} },
-			wantCode: cli.ExitUsage,
+			wantCode: cli.ExitConfig,
 			wantLine: `atis-scheduler: ATIS_WORKERS="lots" is not a valid whole number`,
 		},
 	}
@@ -103,7 +121,7 @@ func TestRunRefusesToStart(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 
-			res := run(t, append(tt.env(t), "ATIS_HTTP_ADDR=127.0.0.1:0"), "run")
+			res := run(t, append([]string{"ATIS_HTTP_ADDR=127.0.0.1:0"}, tt.env(t)...), "run")
 			require.Equal(t, tt.wantCode, res.code, res.stderr)
 			lines := strings.Split(strings.TrimSpace(res.stderr), "\n")
 			require.Len(t, lines, 1, "one clear line, got:\n%s", res.stderr)

@@ -19,13 +19,17 @@ import (
 	"github.com/atis-edu/atis-scheduler/scheduler"
 )
 
-// Exit codes, documented in README.md.
+// Exit codes, documented in README.md. A crash (an unrecovered panic, or
+// SIGQUIT) exits 2 by the Go runtime's own rule, the same code as bad
+// usage: a service manager restarts after it, and must not after
+// ExitConfig, which restarting cannot fix.
 const (
-	ExitFailure     = 1 // the command failed
-	ExitUsage       = 2 // bad flags, arguments or configuration
-	ExitUnreachable = 3 // the database could not be reached
-	ExitNotMigrated = 4 // the database lacks tables, columns or migrations
-	ExitNotFound    = 5 // no schedule or run with that id or name
+	ExitFailure     = 1  // the command failed
+	ExitUsage       = 2  // bad flags or arguments
+	ExitUnreachable = 3  // the database could not be reached
+	ExitNotMigrated = 4  // the database lacks tables, columns or migrations
+	ExitNotFound    = 5  // no schedule or run with that id or name
+	ExitConfig      = 78 // bad configuration: a setting, DATABASE_URL missing or malformed (sysexits' EX_CONFIG)
 )
 
 // usageError marks errors in how the command was called.
@@ -34,13 +38,22 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// configError marks errors in the configuration (environment variables).
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
 // ExitCode maps an error returned by Execute to the process exit code.
 func ExitCode(err error) int {
 	var u usageError
+	var c configError
 	switch {
 	case err == nil:
 		return 0
-	case errors.As(err, &u), errors.Is(err, config.ErrNoDatabaseURL):
+	case errors.As(err, &c), errors.Is(err, config.ErrNoDatabaseURL), errors.Is(err, database.ErrBadURL):
+		return ExitConfig
+	case errors.As(err, &u):
 		return ExitUsage
 	case errors.Is(err, database.ErrUnreachable):
 		return ExitUnreachable
@@ -115,7 +128,7 @@ override them.`,
 func (a *app) load(cmd *cobra.Command) error {
 	cfg, err := config.Load(a.env)
 	if err != nil {
-		return usageError{err}
+		return configError{err}
 	}
 	flags := cmd.Flags()
 	if flags.Changed("database-url") {
@@ -138,7 +151,7 @@ func (a *app) load(cmd *cobra.Command) error {
 		cfg.Workers = a.flags.workers
 	}
 	if err := cfg.Validate(); err != nil {
-		return usageError{err}
+		return configError{err}
 	}
 	a.cfg = cfg
 	a.logger = logging.New(a.stderr, cfg.LogFormat, cfg.LogLevel)
@@ -162,7 +175,7 @@ func (a *app) connect(ctx context.Context) (*pgxpool.Pool, error) {
 	}
 	loc, err := a.cfg.DBLocation()
 	if err != nil {
-		return nil, usageError{err}
+		return nil, configError{err}
 	}
 	pool, err := database.Connect(ctx, a.cfg.DatabaseURL, database.Options{MaxConns: int32(a.cfg.DBMaxConns), TimeZone: loc})
 	if err != nil {

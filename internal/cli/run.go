@@ -57,7 +57,7 @@ func newRegistry(cfg config.Config, pool *pgxpool.Pool, m *metrics.Metrics, logg
 		return nil, err
 	}
 	if err := registry.AddAliases(cfg.JobClassAliases); err != nil {
-		return nil, usageError{fmt.Errorf("ATIS_JOB_CLASS_ALIASES: %w", err)}
+		return nil, configError{fmt.Errorf("ATIS_JOB_CLASS_ALIASES: %w", err)}
 	}
 	return registry, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -201,8 +202,85 @@ func Load(environ []string) (Config, error) {
 		}
 		c.DatabaseURLFile = string(b)
 	}
+	zeros := explicitZeros(c, vars)
 	c = c.WithDefaults()
+	for _, field := range zeros { // a zero written out is not "unset": Validate judges it
+		reflect.ValueOf(&c).Elem().FieldByName(field).SetInt(0)
+	}
 	return c, c.Validate()
+}
+
+// Range is the documented range of a numeric setting (README's
+// Configuration table): a count, or a duration in nanoseconds.
+type Range struct {
+	Var      string
+	Min, Max int64
+}
+
+// Ranges are the bounds Validate enforces.
+var Ranges = []Range{
+	{"ATIS_WORKERS", 1, 10000},
+	{"ATIS_DB_MAX_CONNS", 4, 1000},
+	{"ATIS_FAILURE_ALERT_THRESHOLD", 1, 1000},
+	{"ATIS_POLL_INTERVAL", int64(100 * time.Millisecond), int64(time.Hour)},
+	{"ATIS_MISFIRE_GRACE", int64(time.Second), int64(24 * time.Hour)},
+	{"ATIS_JOB_TIMEOUT", int64(time.Second), int64(7 * 24 * time.Hour)},
+	{"ATIS_SOFT_STOP_TIMEOUT", 0, int64(time.Hour)},
+	{"ATIS_FETCH_COOLDOWN", int64(time.Millisecond), int64(time.Minute)}, // and at most ATIS_FETCH_POLL_INTERVAL
+	{"ATIS_FETCH_POLL_INTERVAL", int64(time.Millisecond), int64(time.Minute)},
+	{"ATIS_RECORD_FLUSH_INTERVAL", int64(time.Millisecond), int64(time.Hour)},
+}
+
+// explicitZeros lists the fields of the ranged settings whose variable is
+// set to a zero value (ATIS_WORKERS=0), which WithDefaults would otherwise
+// take for unset.
+func explicitZeros(c Config, vars map[string]string) []string {
+	var out []string
+	v := reflect.ValueOf(c)
+	for _, r := range Ranges {
+		field := fieldOf(r.Var)
+		if strings.TrimSpace(vars[r.Var]) != "" && v.FieldByName(field).Int() == 0 {
+			out = append(out, field)
+		}
+	}
+	return out
+}
+
+// fieldOf is the Config field read from variable name.
+func fieldOf(name string) string {
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("env"), ","); tag == name {
+			return t.Field(i).Name
+		}
+	}
+	panic("config: no field reads " + name) // Ranges names a variable no field has: a bug caught by every test
+}
+
+// check says what is wrong with c's value of r, if anything.
+func (r Range) check(c Config) error {
+	f := reflect.ValueOf(c).FieldByName(fieldOf(r.Var))
+	v := f.Int()
+	if v >= r.Min && v <= r.Max {
+		return nil
+	}
+	show := func(n int64) string { return fmt.Sprint(n) }
+	if f.Type() == reflect.TypeFor[time.Duration]() {
+		show = func(n int64) string { return shortDuration(time.Duration(n)) }
+	}
+	return fmt.Errorf("%s=%s is out of range: it must be between %s and %s", r.Var, show(v), show(r.Min), show(r.Max))
+}
+
+// shortDuration writes d without zero units: 1h, 1m, 100ms.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -233,24 +311,24 @@ func (c Config) WithDefaults() Config {
 
 // Validate checks every field and names the variable of the first bad one.
 func (c Config) Validate() error {
-	if _, port, err := net.SplitHostPort(c.HTTPAddr); err != nil || port == "" {
-		return fmt.Errorf("ATIS_HTTP_ADDR=%q is not a host:port listen address (e.g. 127.0.0.1:9464)", c.HTTPAddr)
+	_, port, err := net.SplitHostPort(c.HTTPAddr)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("ATIS_HTTP_ADDR=%q is not a host:port listen address with a port from 0 to 65535 (e.g. 127.0.0.1:9464)", c.HTTPAddr)
 	}
 	switch c.LogFormat {
 	case LogFormatAuto, LogFormatJSON, LogFormatText:
 	default:
 		return fmt.Errorf("ATIS_LOG_FORMAT=%q is not one of text, json", c.LogFormat)
 	}
-	if c.Workers < 1 || c.Workers > 10000 {
-		return fmt.Errorf("ATIS_WORKERS=%d is out of range: it must be between 1 and 10000", c.Workers)
+	for _, r := range Ranges {
+		if err := r.check(c); err != nil {
+			return err
+		}
 	}
 	if _, err := c.DBLocation(); err != nil {
 		return err
 	}
-	if c.DBMaxConns < 4 || c.DBMaxConns > 1000 {
-		return fmt.Errorf("ATIS_DB_MAX_CONNS=%d is out of range: it must be between 4 and 1000", c.DBMaxConns)
-	}
-	if c.FetchCooldown < time.Millisecond || c.FetchPollInterval < c.FetchCooldown {
+	if c.FetchPollInterval < c.FetchCooldown {
 		return fmt.Errorf("ATIS_FETCH_COOLDOWN=%s must be at least 1ms and at most ATIS_FETCH_POLL_INTERVAL=%s", c.FetchCooldown, c.FetchPollInterval)
 	}
 	if c.ArchiveDir != "" && !filepath.IsAbs(c.ArchiveDir) {
@@ -259,21 +337,8 @@ func (c Config) Validate() error {
 	if c.ImportDir != "" && !filepath.IsAbs(c.ImportDir) {
 		return fmt.Errorf("ATIS_IMPORT_DIR=%q must be an absolute path", c.ImportDir)
 	}
-	if c.FailureAlertThreshold < 1 {
-		return fmt.Errorf("ATIS_FAILURE_ALERT_THRESHOLD=%d must be at least 1", c.FailureAlertThreshold)
-	}
-	// ATIS_FETCH_COOLDOWN and ATIS_FETCH_POLL_INTERVAL are at least 1ms (above).
-	for name, d := range map[string]time.Duration{"ATIS_JOB_TIMEOUT": c.JobTimeout, "ATIS_MISFIRE_GRACE": c.MisfireGrace, "ATIS_POLL_INTERVAL": c.PollInterval,
-		"ATIS_RECORD_FLUSH_INTERVAL": c.RecordFlushInterval} {
-		if d <= 0 {
-			return fmt.Errorf("%s=%s must be positive", name, d)
-		}
-	}
 	if n := len([]rune(string(c.UIToken))); n > 0 && n < MinUITokenLength {
 		return fmt.Errorf("ATIS_UI_TOKEN (or ATIS_UI_TOKEN_FILE) is %d characters: use at least %d (e.g. openssl rand -hex 32)", n, MinUITokenLength)
-	}
-	if c.SoftStopTimeout < 0 {
-		return fmt.Errorf("ATIS_SOFT_STOP_TIMEOUT=%s must not be negative", c.SoftStopTimeout)
 	}
 	return nil
 }

@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,7 +65,7 @@ func TestLoad(t *testing.T) {
 		},
 		{name: "BadSQLSwitch", env: []string{"ATIS_ENABLE_SQL_JOBS=perhaps"}, wantErr: `ATIS_ENABLE_SQL_JOBS="perhaps" is not a valid boolean`},
 		{name: "BadAliases", env: []string{"ATIS_JOB_CLASS_ALIASES=nonsense"}, wantErr: `ATIS_JOB_CLASS_ALIASES="nonsense" is not a valid list of alias=class pairs`},
-		{name: "ZeroThreshold", env: []string{"ATIS_FAILURE_ALERT_THRESHOLD=-2"}, wantErr: "ATIS_FAILURE_ALERT_THRESHOLD=-2 must be at least 1"},
+		{name: "ZeroThreshold", env: []string{"ATIS_FAILURE_ALERT_THRESHOLD=-2"}, wantErr: "ATIS_FAILURE_ALERT_THRESHOLD=-2 is out of range: it must be between 1 and 1000"},
 		{
 			name: "SystemdCredential",
 			env:  []string{"CREDENTIALS_DIRECTORY=" + filepath.Dir(secretFile)},
@@ -80,6 +83,17 @@ func TestLoad(t *testing.T) {
 		{name: "BadLogLevel", env: []string{"ATIS_LOG_LEVEL=loud"}, wantErr: `ATIS_LOG_LEVEL="loud" is not a valid log level`},
 		{name: "BadHTTPAddr", env: []string{"ATIS_HTTP_ADDR=9464"}, wantErr: `ATIS_HTTP_ADDR="9464" is not a host:port`},
 		{name: "BadDuration", env: []string{"ATIS_SOFT_STOP_TIMEOUT=soon"}, wantErr: `ATIS_SOFT_STOP_TIMEOUT="soon" is not a valid duration`},
+		// Issue 16: each was accepted.
+		{name: "PollTooFast", env: []string{"ATIS_POLL_INTERVAL=1ns"}, wantErr: "ATIS_POLL_INTERVAL=1ns is out of range: it must be between 100ms and 1h"},
+		{name: "WorkersZero", env: []string{"ATIS_WORKERS=0"}, wantErr: "ATIS_WORKERS=0 is out of range: it must be between 1 and 10000"},
+		{name: "PortTooHigh", env: []string{"ATIS_HTTP_ADDR=127.0.0.1:99999"}, wantErr: `ATIS_HTTP_ADDR="127.0.0.1:99999" is not a host:port listen address with a port from 0 to 65535`},
+		{name: "PortZeroIsAnyPort", env: []string{"ATIS_HTTP_ADDR=127.0.0.1:0"}, want: defaults(config.Config{HTTPAddr: "127.0.0.1:0"})},
+		{name: "SoftStopZeroIsKept", env: []string{"ATIS_SOFT_STOP_TIMEOUT=0s"}, want: func() config.Config {
+			c := defaults(config.Config{})
+			c.SoftStopTimeout = 0
+			return c
+		}()},
+		{name: "JobTimeoutTooLong", env: []string{"ATIS_JOB_TIMEOUT=9000h"}, wantErr: "ATIS_JOB_TIMEOUT=9000h is out of range: it must be between 1s and 168h"},
 		{name: "AppKey", env: []string{"ATIS_APP_KEY=" + appKey}, want: defaults(config.Config{AppKey: key})},
 		{name: "AppKeyRaw", env: []string{"ATIS_APP_KEY=0123456789abcdef0123456789abcdef"}, want: defaults(config.Config{AppKey: key})},
 		{name: "AppKeyFromFile", env: []string{"ATIS_APP_KEY_FILE=" + keyFile}, want: defaults(config.Config{AppKey: key, AppKeyFile: key})},
@@ -156,6 +170,52 @@ func defaults(c config.Config) config.Config {
 }
 
 // TestAppKeysNeverPrint: a configuration printed whole shows no key.
+// TestEverySettingIsBounded: for each ranged setting, its bounds load and
+// one past either bound (and an explicit zero outside the range) is refused
+// with a message naming the variable and the range; a value inside is kept.
+func TestEverySettingIsBounded(t *testing.T) {
+	t.Parallel()
+
+	for _, r := range config.Ranges {
+		field, _ := reflect.TypeFor[config.Config]().FieldByNameFunc(func(name string) bool {
+			f, _ := reflect.TypeFor[config.Config]().FieldByName(name)
+			tag, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+			return tag == r.Var
+		})
+		isDuration := field.Type == reflect.TypeFor[time.Duration]()
+		text := func(n int64) string {
+			if isDuration {
+				return time.Duration(n).String()
+			}
+			return strconv.FormatInt(n, 10)
+		}
+		// Settings tied to another are given room for it.
+		extra := []string{"ATIS_FETCH_POLL_INTERVAL=1m", "ATIS_FETCH_COOLDOWN=1ms", "ATIS_WORKERS=10000"}
+		load := func(n int64) (config.Config, error) {
+			var env []string
+			for _, e := range extra {
+				if !strings.HasPrefix(e, r.Var+"=") {
+					env = append(env, e)
+				}
+			}
+			return config.Load(append(env, r.Var+"="+text(n)))
+		}
+		for _, n := range []int64{r.Min, r.Max, (r.Min + r.Max) / 2} {
+			c, err := load(n)
+			require.NoError(t, err, "%s=%s", r.Var, text(n))
+			require.Equal(t, n, reflect.ValueOf(c).FieldByIndex(field.Index).Int(), "%s=%s is kept", r.Var, text(n))
+		}
+		for _, n := range []int64{r.Min - 1, r.Max + 1, 0} {
+			if n >= r.Min && n <= r.Max {
+				continue
+			}
+			_, err := load(n)
+			require.ErrorContains(t, err, r.Var+"=", "%s=%s", r.Var, text(n))
+			require.ErrorContains(t, err, "is out of range: it must be between", "%s=%s", r.Var, text(n))
+		}
+	}
+}
+
 func TestAppKeysNeverPrint(t *testing.T) {
 	t.Parallel()
 

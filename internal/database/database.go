@@ -20,6 +20,9 @@ import (
 // DefaultConnectTimeout bounds the first connection attempt.
 const DefaultConnectTimeout = 10 * time.Second
 
+// ErrBadURL is Connect's error when the connection string does not parse.
+var ErrBadURL = errors.New("database: DATABASE_URL is not a valid PostgreSQL connection string (expected postgres://user:password@host:5432/dbname)")
+
 // ErrUnreachable is wrapped by Connect's error when no connection could be made.
 var ErrUnreachable = errors.New("database: cannot connect")
 
@@ -52,7 +55,7 @@ func Connect(ctx context.Context, databaseURL string, opts Options) (*pgxpool.Po
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		// pgx's parse errors may quote the string; ours never does.
-		return nil, errors.New("database: DATABASE_URL is not a valid PostgreSQL connection string (expected postgres://user:password@host:5432/dbname)")
+		return nil, ErrBadURL
 	}
 	loc := opts.TimeZone
 	if loc == nil {

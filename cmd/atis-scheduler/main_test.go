@@ -85,8 +85,10 @@ func TestRunRefusesToStart(t *testing.T) {
 			wantLine: "atis-scheduler: database: DATABASE_URL is not a valid PostgreSQL connection string",
 		},
 		{
-			name:     "PortOutOfRange",
-			env:      func(*testing.T) []string { return []string{"DATABASE_URL=postgres://x@y/z", "ATIS_HTTP_ADDR=127.0.0.1:99999"} },
+			name: "PortOutOfRange",
+			env: func(*testing.T) []string {
+				return []string{"DATABASE_URL=postgres://x@y/z", "ATIS_HTTP_ADDR=127.0.0.1:99999"}
+			},
 			wantCode: cli.ExitConfig,
 			wantLine: `atis-scheduler: ATIS_HTTP_ADDR="127.0.0.1:99999" is not a host:port listen address`,
 		},

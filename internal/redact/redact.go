@@ -1,0 +1,216 @@
+// Package redact hides secrets from everything the daemon shows or stores
+// outside their own column: log lines, job_logs, sync and delivery logs,
+// River's args, the CLI and the dashboard. It is the one place that decides
+// what a secret looks like, and Marker is the one thing it is replaced by.
+package redact
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// Marker replaces every hidden value.
+const Marker = "[redacted]"
+
+// URL returns raw without its credentials, for messages: the user info,
+// and the value of every query parameter, become Marker. An unparseable URL
+// is not shown at all.
+func URL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	hadUser := u.User != nil
+	u.User = nil
+	query := u.RawQuery
+	u.RawQuery = ""
+	out := u.String()
+	if hadUser {
+		out = strings.Replace(out, "//", "//"+Marker+"@", 1)
+	}
+	if query != "" {
+		out += "?" + hideQueryValues(query)
+	}
+	return out
+}
+
+// hideQueryValues keeps each key of a raw query and replaces its value.
+func hideQueryValues(query string) string {
+	parts := strings.Split(query, "&")
+	for i, p := range parts {
+		key, _, _ := strings.Cut(p, "=")
+		parts[i] = key + "=" + Marker
+	}
+	return strings.Join(parts, "&")
+}
+
+// Error renders a request error without the raw URL (which may carry a
+// token), and without net/url's repetition of it.
+func Error(err error, rawURL string) string {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	return strings.ReplaceAll(err.Error(), rawURL, URL(rawURL))
+}
+
+// urlCredentials matches the user:password of a URL inside free text.
+var urlCredentials = regexp.MustCompile(`(://)[^/\s@]+@`)
+
+// Text hides the credentials of every URL inside free text (an error, a
+// trace, a message a provider sent back).
+func Text(s string) string {
+	return urlCredentials.ReplaceAllString(s, "${1}"+Marker+"@")
+}
+
+// Secrets are known secret values (an integration's credentials, its
+// configured header values) to cut from messages, whatever surrounds them.
+type Secrets []string
+
+// minSecretLen is the shortest value cut from messages: shorter ones
+// ("none", a username like "bot") would cut ordinary words.
+const minSecretLen = 6
+
+// Cut replaces every occurrence of each secret in s with Marker.
+func (secrets Secrets) Cut(s string) string {
+	for _, secret := range secrets {
+		s = strings.ReplaceAll(s, secret, Marker)
+	}
+	return s
+}
+
+// credentialKinds are the credentials' "type" values, which are no secret:
+// anything else under "type" is cut like any other value.
+var credentialKinds = map[string]bool{"bearer": true, "basic": true, "api_key": true, "none": true}
+
+// Credentials lists the strings an integration's credentials hold, and the
+// forms a request carries them in (URL-escaped in a path or query; basic
+// auth's base64 of user:password), so that whatever a provider echoes back
+// of them can be cut from messages before they are stored or logged.
+func Credentials(credentials json.RawMessage) Secrets {
+	var v any
+	if json.Unmarshal(credentials, &v) != nil {
+		return nil
+	}
+	var out Secrets
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			if len(v) >= minSecretLen {
+				out = append(out, v)
+				for _, form := range []string{url.PathEscape(v), url.QueryEscape(v)} {
+					if form != v {
+						out = append(out, form)
+					}
+				}
+			}
+		case map[string]any:
+			for k, x := range v {
+				if kind, _ := x.(string); k == "type" && credentialKinds[kind] {
+					continue // what kind of credential is no secret, and cut it made messages unreadable
+				}
+				walk(x)
+			}
+			user, _ := v["username"].(string)
+			pass, _ := v["password"].(string)
+			if pass != "" {
+				out = append(out, base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(v)
+	return out
+}
+
+// HeaderValues lists the values of the headers a config sends with every
+// request ("headers": {"X-Api-Key": "…"}): secrets as much as credentials.
+func HeaderValues(config json.RawMessage) Secrets {
+	var c struct {
+		Headers map[string]string `json:"headers"`
+	}
+	if json.Unmarshal(config, &c) != nil {
+		return nil
+	}
+	var out Secrets
+	for _, v := range c.Headers {
+		if len(v) >= minSecretLen {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// ConfigRef returns the key of a {"from_config": "<system_configs key>"}
+// reference, a header value read at run time: it names a key, holds no
+// secret, and is shown as is.
+func ConfigRef(v any) (string, bool) {
+	ref, ok := v.(map[string]any)
+	if !ok || len(ref) != 1 {
+		return "", false
+	}
+	key, ok := ref["from_config"].(string)
+	return key, ok && strings.TrimSpace(key) != ""
+}
+
+// IsConfigRef reports whether a decoded value is a from_config reference.
+func IsConfigRef(v any) bool {
+	_, ok := ConfigRef(v)
+	return ok
+}
+
+// secretKey matches JSON keys whose values are never shown.
+var secretKey = regexp.MustCompile(`(?i)pass|secret|token|auth|credential|cookie|api[_-]?key|private|signature|^key$`)
+
+// JSON returns raw with the value of every secret-looking key replaced, and
+// every value of a "headers" object too (a from_config reference names a
+// key, not a value, and stays), and the credentials of every URL in a
+// string hidden. Numbers keep their text. Unreadable JSON is returned as
+// is: it came from a column that holds it so.
+func JSON(raw json.RawMessage) json.RawMessage {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if len(raw) == 0 || dec.Decode(&v) != nil {
+		return raw
+	}
+	b, err := json.Marshal(value(v, false))
+	if err != nil {
+		return json.RawMessage(`"[unreadable]"`)
+	}
+	return b
+}
+
+func value(v any, inHeaders bool) any {
+	switch t := v.(type) {
+	case map[string]any:
+		if IsConfigRef(t) {
+			return t
+		}
+		for k, val := range t {
+			if (inHeaders || secretKey.MatchString(k)) && !IsConfigRef(val) {
+				t[k] = Marker
+				continue
+			}
+			t[k] = value(val, k == "headers")
+		}
+		return t
+	case []any:
+		for i := range t {
+			t[i] = value(t[i], false)
+		}
+		return t
+	case string:
+		return Text(t)
+	}
+	return v
+}

@@ -2,57 +2,18 @@ package integrations
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 
-	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 	"github.com/atis-edu/atis-scheduler/internal/schedule"
-	"github.com/atis-edu/atis-scheduler/workers"
 )
 
-// DispatchClass is the `integration_dispatch` job class: it enqueues an
-// integration_sync for every enabled integration whose sync_frequency
-// (hourly, daily, weekly, or a cron expression, read in UTC) has come round
-// since its last sync, unless a sync of it is already queued or running. A
-// migration schedules it every minute. It takes no parameters.
-type DispatchClass struct{ Engine *Engine }
-
-// DispatchArgs are the River args of an integration_dispatch run.
-type DispatchArgs struct{ workers.Args }
-
-// Kind is the River job kind.
-func (DispatchArgs) Kind() string { return "integration_dispatch" }
-
-// Name implements workers.Class.
-func (DispatchClass) Name() string { return DispatchArgs{}.Kind() }
-
-// ValidateParameters accepts none.
-func (DispatchClass) ValidateParameters(raw json.RawMessage) error {
-	var p struct{}
-	return workers.DecodeParameters("integration_dispatch", raw, &p)
-}
-
-// AddWorker implements workers.Class.
-func (c DispatchClass) AddWorker(w *river.Workers) error {
-	return river.AddWorkerSafely(w, &dispatchWorker{engine: c.Engine})
-}
-
-type dispatchWorker struct {
-	river.WorkerDefaults[DispatchArgs]
-	engine *Engine
-}
-
-func (w *dispatchWorker) Work(ctx context.Context, _ *river.Job[DispatchArgs]) error {
-	client := river.ClientFromContext[pgx.Tx](ctx)
-	res, err := w.engine.Dispatch(ctx, client, time.Now())
-	workers.SetResult(ctx, res)
-	return err
-}
+// EnqueueSync puts a sync run into the queue in tx: the River side of a
+// dispatch, given by the integration_dispatch class.
+type EnqueueSync func(ctx context.Context, tx pgx.Tx, p SyncParams, now time.Time) error
 
 // DispatchResult is what one dispatch did.
 type DispatchResult struct {
@@ -73,10 +34,13 @@ func (e *Engine) providerNames() []string {
 	return names
 }
 
-// Dispatch enqueues the due syncs in one transaction. Integrations are
-// locked with SKIP LOCKED, so two dispatches at once never enqueue one
-// integration twice; one whose sync is queued or running is left alone.
-func (e *Engine) Dispatch(ctx context.Context, client *river.Client[pgx.Tx], now time.Time) (DispatchResult, error) {
+// Dispatch enqueues the due syncs in one transaction, each with enqueue:
+// every enabled integration whose sync_frequency (hourly, daily, weekly, or
+// a cron expression, read in UTC) has come round since its last sync, unless
+// a sync of it is already queued or running. Integrations are locked with
+// SKIP LOCKED, so two dispatches at once never enqueue one integration
+// twice.
+func (e *Engine) Dispatch(ctx context.Context, now time.Time, enqueue EnqueueSync) (DispatchResult, error) {
 	res := DispatchResult{Enqueued: []int64{}, Errors: map[int64]string{}}
 	err := pgx.BeginFunc(ctx, e.Pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT i.id FROM integrations i
@@ -95,7 +59,7 @@ func (e *Engine) Dispatch(ctx context.Context, client *river.Client[pgx.Tx], now
 		// that commit, would not, and the sync would be enqueued twice.
 		rows, err = tx.Query(ctx, `SELECT i.id, i.sync_frequency,
 				greatest(i.last_sync_at, (SELECT max(l.start_time) FROM integration_sync_logs l WHERE l.integration_id = i.id)),
-				EXISTS (SELECT 1 FROM job_logs j WHERE j.job_class = 'integration_sync' AND j.status IN ('queued', 'processing')
+				EXISTS (SELECT 1 FROM job_logs j WHERE j.job_class = '`+SyncClassName+`' AND j.status IN ('queued', 'processing')
 					AND j.payload->'parameters'->>'integration_id' = i.id::text)
 			FROM integrations i WHERE i.id = ANY($1) ORDER BY i.id`, locked)
 		if err != nil {
@@ -124,14 +88,7 @@ func (e *Engine) Dispatch(ctx context.Context, client *river.Client[pgx.Tx], now
 			case c.busy:
 				res.Busy = append(res.Busy, c.id)
 			default:
-				params, _ := json.Marshal(SyncParams{IntegrationID: c.id})
-				if _, err := runqueue.Enqueue(ctx, tx, client, runqueue.Run{
-					Args:          workers.Args{Parameters: params, ScheduledFor: now.UTC()},
-					Class:         SyncArgs{}.Kind(),
-					MaxAttempts:   3,
-					OverlapPolicy: runqueue.OverlapAllow,
-					RetryDelay:    time.Minute,
-				}); err != nil {
+				if err := enqueue(ctx, tx, SyncParams{IntegrationID: c.id}, now); err != nil {
 					return fmt.Errorf("enqueue sync of integration %d: %w", c.id, err)
 				}
 				res.Enqueued = append(res.Enqueued, c.id)

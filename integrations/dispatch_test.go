@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/workers/integrationsync"
+
+	"github.com/atis-edu/atis-scheduler/workers/integrationdispatch"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -39,7 +43,7 @@ func TestDispatch(t *testing.T) {
 	bad := b.integration(t, cfg, map[string]any{"sync_frequency": "fortnightly"})
 
 	client := insertOnlyClient(t, b)
-	res, err := b.engine.Dispatch(ctx, client, now)
+	res, err := b.engine.Dispatch(ctx, now, integrationdispatch.EnqueueWith(client))
 	require.NoError(t, err)
 	require.ElementsMatch(t, []int64{never, stale, cron}, res.Enqueued)
 	require.Equal(t, 2, res.NotDue, "synced an hour ago daily; failed ten minutes ago hourly (no retry storm)")
@@ -48,7 +52,7 @@ func TestDispatch(t *testing.T) {
 	require.Equal(t, 3, b.count(t, "SELECT count(*) FROM job_logs WHERE job_class = 'integration_sync' AND status = 'queued'"))
 
 	// While those are queued, the next tick leaves them alone.
-	res, err = b.engine.Dispatch(ctx, client, now.Add(time.Minute))
+	res, err = b.engine.Dispatch(ctx, now.Add(time.Minute), integrationdispatch.EnqueueWith(client))
 	require.NoError(t, err)
 	require.Empty(t, res.Enqueued)
 	require.ElementsMatch(t, []int64{never, stale, cron}, res.Busy)
@@ -73,7 +77,7 @@ func TestConcurrentDispatchesNeverDouble(t *testing.T) {
 		engine := &integrations.Engine{Pool: pool, Providers: b.engine.Providers}
 		client := insertOnlyClient(t, &bundle{pool: pool, engine: engine})
 		wg.Go(func() {
-			_, err := engine.Dispatch(ctx, client, now)
+			_, err := engine.Dispatch(ctx, now, integrationdispatch.EnqueueWith(client))
 			errs <- err
 		})
 	}
@@ -88,7 +92,7 @@ func TestConcurrentDispatchesNeverDouble(t *testing.T) {
 
 func insertOnlyClient(t *testing.T, b *bundle) *river.Client[pgx.Tx] {
 	t.Helper()
-	registry, err := workers.NewRegistry(integrations.SyncClass{Engine: b.engine})
+	registry, err := workers.NewRegistry(integrationsync.New(b.engine))
 	require.NoError(t, err)
 	w, err := registry.RiverWorkers()
 	require.NoError(t, err)

@@ -3,14 +3,14 @@ package integrations_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/riverqueue/river/rivertype"
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/integrations"
@@ -96,7 +96,7 @@ func TestNextPageOnAnotherOrigin(t *testing.T) {
 			want := fmt.Sprintf("page 2: the next page is on %s, not on the integration's origin %s; add it to config.allowed_origins to allow it",
 				other.URL, base.URL)
 			require.ErrorContains(t, err, want)
-			require.ErrorIs(t, err, &rivertype.JobCancelError{}, "a configuration matter: no retry")
+			require.ErrorIs(t, err, provider.ErrPermanent, "a configuration matter: no retry")
 			require.Empty(t, otherLog.all(), "no request at all went to the other origin")
 			log := b.lastLog(t, id)
 			require.Equal(t, "failed", log.Status)
@@ -216,15 +216,14 @@ func TestAllowedOriginsAreValidated(t *testing.T) {
 	for entry, want := range map[string]string{
 		"cdn.example.org":                   `"allowed_origins" entry 2 ("cdn.example.org") is not an origin like "https://cdn.example.org": origin: the scheme must be http or https`,
 		"https://cdn.example.org/files":     `"allowed_origins" entry 2 ("https://cdn.example.org/files") is not an origin like "https://cdn.example.org": origin: has a path, query or fragment`,
-		"https://u:" + secretKey + "@cdn.x": `"allowed_origins" entry 2 ("https://cdn.x") is not an origin like "https://cdn.example.org": origin: has a user or password`,
+		"https://u:" + secretKey + "@cdn.x": `"allowed_origins" entry 2 ("https://[redacted]@cdn.x") is not an origin like "https://cdn.example.org": origin: has a user or password`,
 	} {
 		cfg := conf(a, "/none", map[string]any{"type": "none"})
 		cfg["allowed_origins"] = []string{"https://ok.example.org", entry}
 		id := b.integration(t, cfg, nil)
 		_, err := b.engine.Sync(context.Background(), integrations.SyncParams{IntegrationID: id}, nil)
-		var permanent *rivertype.JobCancelError
-		require.ErrorAs(t, err, &permanent, "a bad config is not retried")
-		require.EqualError(t, errors.Unwrap(permanent), "http_json config: "+want)
+		require.ErrorIs(t, err, provider.ErrPermanent, "a bad config is not retried")
+		require.EqualError(t, err, "http_json config: "+want)
 		require.Equal(t, "failed", b.lastLog(t, id).Status)
 	}
 }

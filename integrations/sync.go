@@ -12,15 +12,17 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
 	"github.com/atis-edu/atis-scheduler/internal/advisorylock"
-	"github.com/atis-edu/atis-scheduler/workers"
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 )
 
 // Sync types (integration_sync_logs.sync_type).
@@ -38,11 +40,16 @@ type Observer interface {
 // limiters are per process.
 type Engine struct {
 	Pool      *pgxpool.Pool
-	Providers Providers
+	Providers provider.Providers
 	Observer  Observer
 	Logger    *slog.Logger
 
-	limiters limiters
+	// Limits paces the requests to each integration's provider; share it
+	// with everything else that calls providers (deliveries). Defaults to
+	// one of the Engine's own.
+	Limits *ratelimit.Limiters
+
+	limitsOnce sync.Once
 }
 
 // integration is an integrations row as a sync reads it.
@@ -83,16 +90,15 @@ type SyncResult struct {
 	ApplyMs   int64  `json:"apply_ms"`
 
 	invalid []string
-	secrets []string // the credentials' values, cut from every message
+	secrets redact.Secrets // the credentials' values, cut from every message
 }
 
-// ErrPermanent marks failures that no retry will fix (configuration).
-var ErrPermanent = errors.New("integrations: permanent failure")
+// permanentError is a failure no retry fixes, with the message the sync
+// log shows.
+type permanentError struct{ msg string }
 
-// ConfigError marks err, a provider's refusal of its integration's config
-// or credentials, as permanent: no retry fixes it, an admin must. The sync
-// log shows err's message.
-func ConfigError(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+func (e *permanentError) Error() string { return e.msg }
+func (e *permanentError) Unwrap() error { return provider.ErrPermanent }
 
 // Sync runs one sync of an integration. A second sync of the same
 // integration while one runs (in this process or another) is skipped and
@@ -127,16 +133,16 @@ func (e *Engine) Sync(ctx context.Context, p SyncParams, initiatedBy *int64) (Sy
 	}()
 
 	start := time.Now().UTC()
-	provider, syncType, since, planErr := e.plan(ctx, in, p.SyncType)
+	prov, syncType, since, planErr := e.plan(ctx, in, p.SyncType)
 	res.SyncType = syncType
 	if res.SyncLogID, err = e.openLog(ctx, in.ID, syncType, start, initiatedBy); err != nil {
 		return res, err
 	}
-	res.secrets = append(secretValues(in.Credentials), headerValues(in.Config)...)
+	res.secrets = append(redact.Credentials(in.Credentials), redact.HeaderValues(in.Config)...)
 	if planErr != nil { // a configuration the engine refuses (permanent), or a database error (retried)
 		return res, e.closeFailed(ctx, in, &res, start, planErr)
 	}
-	err = e.run(ctx, conn.Conn(), in, provider, syncType, since, start, &res)
+	err = e.run(ctx, conn.Conn(), in, prov, syncType, since, start, &res)
 	if err != nil {
 		return res, e.closeFailed(ctx, in, &res, start, err)
 	}
@@ -151,33 +157,33 @@ func (e *Engine) load(ctx context.Context, id int64) (integration, error) {
 		FROM integrations WHERE id = $1`, id).
 		Scan(&in.ID, &in.Name, &in.Type, &in.Provider, &in.Credentials, &in.Config, &in.Enabled, &in.RateLimit)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return in, fmt.Errorf("%w: integration %d does not exist", ErrPermanent, id)
+		return in, fmt.Errorf("%w: integration %d does not exist", provider.ErrPermanent, id)
 	}
 	if err != nil {
 		return in, fmt.Errorf("load integration %d: %w", id, err)
 	}
 	if !in.Enabled {
-		return in, fmt.Errorf("%w: integration %d (%s) is disabled", ErrPermanent, in.ID, in.Name)
+		return in, fmt.Errorf("%w: integration %d (%s) is disabled", provider.ErrPermanent, in.ID, in.Name)
 	}
 	return in, nil
 }
 
 // plan picks the provider and the sync type: full on the first sync,
 // incremental afterwards when the provider can, unless asked.
-func (e *Engine) plan(ctx context.Context, in integration, asked string) (Provider, string, time.Time, error) {
+func (e *Engine) plan(ctx context.Context, in integration, asked string) (provider.Provider, string, time.Time, error) {
 	syncType := asked
-	provider, ok := e.Providers[in.Provider]
+	prov, ok := e.Providers[in.Provider]
 	if !ok {
 		names := make([]string, 0, len(e.Providers))
 		for n := range e.Providers {
 			names = append(names, n)
 		}
 		slices.Sort(names)
-		return nil, cmp.Or(syncType, SyncFull), time.Time{}, ConfigError(fmt.Errorf("unknown provider %q (known: %s)", in.Provider, strings.Join(names, ", ")))
+		return nil, cmp.Or(syncType, SyncFull), time.Time{}, provider.ConfigError(fmt.Errorf("unknown provider %q (known: %s)", in.Provider, strings.Join(names, ", ")))
 	}
-	supported, incremental := provider.Supports(in.Type, in.Config)
+	supported, incremental := prov.Supports(in.Type, in.Config)
 	if !supported {
-		return nil, cmp.Or(syncType, SyncFull), time.Time{}, ConfigError(fmt.Errorf("provider %s does not support integration_type %q", in.Provider, in.Type))
+		return nil, cmp.Or(syncType, SyncFull), time.Time{}, provider.ConfigError(fmt.Errorf("provider %s does not support integration_type %q", in.Provider, in.Type))
 	}
 	var since *time.Time
 	if err := e.Pool.QueryRow(ctx, `SELECT max(start_time) FROM integration_sync_logs WHERE integration_id = $1 AND status = 'completed'`,
@@ -190,7 +196,7 @@ func (e *Engine) plan(ctx context.Context, in integration, asked string) (Provid
 	case syncType == "":
 		syncType = SyncFull
 	case syncType == SyncIncremental && !incremental:
-		return nil, syncType, time.Time{}, ConfigError(fmt.Errorf("integration %d cannot sync incrementally: provider %s cannot with this config "+
+		return nil, syncType, time.Time{}, provider.ConfigError(fmt.Errorf("integration %d cannot sync incrementally: provider %s cannot with this config "+
 			"(http_json needs updated_since_param, scim filter_last_modified; ics and csv are always full)", in.ID, in.Provider))
 	case syncType == SyncIncremental && since == nil:
 		syncType = SyncFull // nothing to be incremental from
@@ -199,7 +205,7 @@ func (e *Engine) plan(ctx context.Context, in integration, asked string) (Provid
 	if since != nil {
 		from = *since
 	}
-	return provider, syncType, from, nil
+	return prov, syncType, from, nil
 }
 
 func (e *Engine) openLog(ctx context.Context, integrationID int64, syncType string, start time.Time, initiatedBy *int64) (int64, error) {
@@ -216,13 +222,13 @@ func (e *Engine) openLog(ctx context.Context, integrationID int64, syncType stri
 // goroutine fetches the next page while the last is copied in; one page at
 // most waits, so memory stays flat), then applies everything in one
 // transaction. A failure before the commit changes no record.
-func (e *Engine) run(ctx context.Context, conn *pgx.Conn, in integration, provider Provider, syncType string,
+func (e *Engine) run(ctx context.Context, conn *pgx.Conn, in integration, prov provider.Provider, syncType string,
 	since, start time.Time, res *SyncResult) error {
-	tr := newTransport(e.limiters.get(in.ID, int(deref(in.RateLimit))))
-	req := FetchRequest{Config: in.Config, Credentials: in.Credentials, Incremental: syncType == SyncIncremental, Since: since,
+	tr := e.limits().Transport(in.ID, int(deref(in.RateLimit)))
+	req := provider.FetchRequest{Config: in.Config, Credentials: in.Credentials, Incremental: syncType == SyncIncremental, Since: since,
 		Client: &http.Client{Transport: tr}}
 	counted := func() {
-		res.Requests = tr.requests.Load()
+		res.Requests = tr.Requests()
 		res.Retries = max(0, res.Requests-int64(res.Pages))
 	}
 	defer counted() // for a failed sync's log, written after this returns
@@ -234,11 +240,11 @@ func (e *Engine) run(ctx context.Context, conn *pgx.Conn, in integration, provid
 
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
-	pages := make(chan Page, 1)
+	pages := make(chan provider.Page, 1)
 	fetched := make(chan error, 1)
 	go func() {
 		defer close(pages)
-		fetched <- provider.Fetch(fetchCtx, req, func(p Page) error {
+		fetched <- prov.Fetch(fetchCtx, req, func(p provider.Page) error {
 			select {
 			case pages <- p:
 				return nil
@@ -268,14 +274,14 @@ func (e *Engine) run(ctx context.Context, conn *pgx.Conn, in integration, provid
 }
 
 // stage copies one page into the staging table.
-func (e *Engine) stage(ctx context.Context, conn *pgx.Conn, p Page, res *SyncResult) error {
+func (e *Engine) stage(ctx context.Context, conn *pgx.Conn, p provider.Page, res *SyncResult) error {
 	res.Pages++
 	res.Bytes += p.Bytes
 	res.Processed += len(p.Records) + len(p.Invalid)
 	res.Failed += len(p.Invalid)
 	for _, s := range p.Invalid {
 		if len(res.invalid) < 10 {
-			res.invalid = append(res.invalid, redactSecrets(fmt.Sprintf("page %d, %s", p.Number, s), res.secrets))
+			res.invalid = append(res.invalid, res.secrets.Cut(fmt.Sprintf("page %d, %s", p.Number, s)))
 		}
 	}
 	rows := make([][]any, len(p.Records))
@@ -309,7 +315,7 @@ func (e *Engine) apply(ctx context.Context, tx pgx.Tx, in integration, syncType 
 		return err
 	}
 	if !alive {
-		return fmt.Errorf("%w: integration %d was deleted during the sync", ErrPermanent, in.ID)
+		return fmt.Errorf("%w: integration %d was deleted during the sync", provider.ErrPermanent, in.ID)
 	}
 	// Statistics let the planner hash the deduplication below, not sort
 	// (or loop over) a million staged payloads.
@@ -416,14 +422,14 @@ func (e *Engine) closeFailed(ctx context.Context, in integration, res *SyncResul
 	res.Millis = time.Since(start).Milliseconds()
 	// A provider's answer quoted in the message may echo the credentials
 	// it was sent: they are cut before the message goes anywhere.
-	status, message := "failed", redactSecrets(strings.TrimPrefix(cause.Error(), ErrPermanent.Error()+": "), res.secrets)
+	status, message := "failed", res.secrets.Cut(strings.TrimPrefix(cause.Error(), provider.ErrPermanent.Error()+": "))
 	if ctx.Err() != nil {
 		status, message = "cancelled", "cancelled: the daemon stopped during the sync; it runs again"
 	}
 	if err := e.closeLog(recordCtx, e.Pool, res, status, message, time.Now().UTC()); err != nil {
 		return errors.Join(cause, err)
 	}
-	var auth *AuthError
+	var auth *provider.AuthError
 	if errors.As(cause, &auth) {
 		if _, err := e.Pool.Exec(recordCtx, `INSERT INTO security_events (event_type, severity, description, event_data)
 			VALUES ('integration_auth_failed', 'warning', $1, $2)`,
@@ -439,8 +445,8 @@ func (e *Engine) closeFailed(ctx context.Context, in integration, res *SyncResul
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case errors.Is(cause, ErrPermanent):
-		return workers.Permanent(errors.New(message))
+	case errors.Is(cause, provider.ErrPermanent):
+		return &permanentError{msg: message}
 	default:
 		return errors.New(message)
 	}
@@ -458,6 +464,16 @@ func (e *Engine) observe(in integration, res *SyncResult) {
 	}
 }
 
+// limits is Limits, made on first use when none was given.
+func (e *Engine) limits() *ratelimit.Limiters {
+	e.limitsOnce.Do(func() {
+		if e.Limits == nil {
+			e.Limits = &ratelimit.Limiters{}
+		}
+	})
+	return e.Limits
+}
+
 func deref(p *int32) int32 {
 	if p == nil {
 		return 0
@@ -465,63 +481,5 @@ func deref(p *int32) int32 {
 	return *p
 }
 
-// SyncClass is the `integration_sync` job class.
-//
-// Parameters: integration_id (required), sync_type (full or incremental;
-// default full on the first sync, incremental afterwards when the provider
-// supports it).
-type SyncClass struct{ Engine *Engine }
-
-// SyncArgs are the River args of an integration_sync run.
-type SyncArgs struct{ workers.Args }
-
-// Kind is the River job kind.
-func (SyncArgs) Kind() string { return "integration_sync" }
-
-// Name implements workers.Class.
-func (SyncClass) Name() string { return SyncArgs{}.Kind() }
-
-// ValidateParameters implements workers.Class.
-func (SyncClass) ValidateParameters(raw json.RawMessage) error {
-	_, err := parseSyncParams(raw)
-	return err
-}
-
-func parseSyncParams(raw json.RawMessage) (SyncParams, error) {
-	var p SyncParams
-	if err := workers.DecodeParameters("integration_sync", raw, &p); err != nil {
-		return p, err
-	}
-	switch {
-	case p.IntegrationID <= 0:
-		return p, errors.New(`integration_sync parameters: "integration_id" is required`)
-	case p.SyncType != "" && p.SyncType != SyncFull && p.SyncType != SyncIncremental:
-		return p, fmt.Errorf(`integration_sync parameters: "sync_type" %q is not full or incremental`, p.SyncType)
-	}
-	return p, nil
-}
-
-// AddWorker implements workers.Class.
-func (c SyncClass) AddWorker(w *river.Workers) error {
-	return river.AddWorkerSafely(w, &syncWorker{engine: c.Engine})
-}
-
-type syncWorker struct {
-	river.WorkerDefaults[SyncArgs]
-	engine *Engine
-}
-
-func (w *syncWorker) Timeout(*river.Job[SyncArgs]) time.Duration { return 2 * time.Hour }
-
-func (w *syncWorker) Work(ctx context.Context, job *river.Job[SyncArgs]) error {
-	p, err := parseSyncParams(job.Args.Parameters)
-	if err != nil {
-		return workers.Permanent(err)
-	}
-	res, err := w.engine.Sync(ctx, p, job.Args.ExecutedBy)
-	workers.SetResult(ctx, res)
-	if errors.Is(err, ErrPermanent) {
-		return workers.Permanent(err)
-	}
-	return err
-}
+// SyncClassName is the job class of sync runs (job_logs.job_class).
+const SyncClassName = "integration_sync"

@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/workers/integrationsync"
+
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/integrations"
@@ -38,7 +41,7 @@ func setup(t testing.TB) *bundle {
 	pool := dbtest.NewPool(t)
 	logs := &bytes.Buffer{}
 	return &bundle{pool: pool, logs: logs, engine: &integrations.Engine{Pool: pool, Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		Providers: integrations.Providers{"http_json": httpjson.Provider{}}}}
+		Providers: provider.Providers{"http_json": httpjson.Provider{}}}}
 }
 
 // integration inserts an enabled integration and returns its id.
@@ -458,8 +461,7 @@ func TestABadConfigIsPermanent(t *testing.T) {
 			}
 			id := b.integration(t, tt.config, extra)
 			_, err := b.engine.Sync(context.Background(), integrations.SyncParams{IntegrationID: id}, nil)
-			var permanent *rivertype.JobCancelError
-			require.ErrorAs(t, err, &permanent, "not retried")
+			require.ErrorIs(t, err, provider.ErrPermanent, "not retried")
 			require.ErrorContains(t, err, tt.want)
 			require.Empty(t, a.requestTimes(), "nothing was asked of the provider")
 			log := b.lastLog(t, id)
@@ -567,7 +569,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	cfg["headers"] = map[string]string{"X-Api-Key": header}
 	failing := b.integration(t, cfg, map[string]any{"credentials": fmt.Sprintf(`{"type": "api_key", "header": "X-Key", "value": %q}`, header)})
 
-	h := schedtest.Start(t, b.pool, integrations.SyncClass{Engine: b.engine})
+	h := schedtest.Start(t, b.pool, integrationsync.New(b.engine))
 	for _, id := range []int64{good, refused, failing} {
 		_, err := b.pool.Exec(ctx, `INSERT INTO scheduled_jobs (name, job_class, interval_minutes, parameters, max_attempts, is_active)
 			VALUES ($1, 'integration_sync', 60, $2, 1, false)`, fmt.Sprint("sync-", id), fmt.Sprintf(`{"integration_id": %d}`, id))
@@ -600,9 +602,9 @@ func TestParameters(t *testing.T) {
 		`{}`: `integration_sync parameters: "integration_id" is required`,
 		`{"integration_id": 1, "sync_type": "delta"}`: `integration_sync parameters: "sync_type" "delta" is not full or incremental`,
 	} {
-		require.EqualError(t, integrations.SyncClass{}.ValidateParameters(json.RawMessage(params)), want)
+		require.EqualError(t, integrationsync.New(nil).ValidateParameters(json.RawMessage(params)), want)
 	}
-	require.NoError(t, integrations.SyncClass{}.ValidateParameters(json.RawMessage(`{"integration_id": 3, "sync_type": "full"}`)))
+	require.NoError(t, integrationsync.New(nil).ValidateParameters(json.RawMessage(`{"integration_id": 3, "sync_type": "full"}`)))
 }
 
 // TestDeletingAnIntegrationDeletesItsRecords: the trigger that stands in

@@ -57,7 +57,7 @@ func TestRateLimitWaitPastTheRunDeadline(t *testing.T) {
 	began := time.Now()
 	_, err := b.engine.Sync(ctx, integrations.SyncParams{IntegrationID: id}, nil)
 	const want = "waiting for the rate limit (api_rate_limit=1/min) would pass the run's deadline"
-	require.ErrorContains(t, err, "page 2: "+a.URL+"/page?page=redacted&per_page=redacted: "+want)
+	require.ErrorContains(t, err, "page 2: "+a.URL+"/page?page=[redacted]&per_page=[redacted]: "+want)
 	require.Less(t, time.Since(began), 10*time.Second, "failed at once, not at the deadline")
 	require.Len(t, a.requestTimes(), 1, "page 2 was never asked for")
 	log := b.lastLog(t, id)

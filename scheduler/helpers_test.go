@@ -9,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/workers/httprequest"
+	"github.com/atis-edu/atis-scheduler/workers/noop"
+	"github.com/atis-edu/atis-scheduler/workers/sql"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -134,7 +138,7 @@ func ownedDatabase(t testing.TB) string {
 func setupOn(t testing.TB, url string, pool *pgxpool.Pool, opts setupOpts) *bundle {
 	t.Helper()
 	registry, err := workers.NewRegistry(append(testClasses(),
-		workers.NoopClass{}, workers.HTTPRequestClass{}, workers.SQLClass{Enabled: true, Pool: pool})...)
+		noop.New(), httprequest.New(httprequest.Config{}), sql.New(sql.Config{Enabled: true, Pool: pool}))...)
 	require.NoError(t, err)
 	require.NoError(t, registry.AddAliases(map[string]string{`App\Jobs\Noop`: "noop"}))
 	client := schedtest.NewClient(t, pool, registry, scheduler.RecorderConfig{FailureAlertThreshold: opts.threshold})

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/workers/noop"
+
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -231,7 +233,7 @@ func TestAPanicOnOneRowSetsItAside(t *testing.T) {
 
 			b := setup(t, setupOpts{})
 			armed := &atomic.Bool{}
-			registry, err := workers.NewRegistry(panicky{armed: armed}, workers.NoopClass{})
+			registry, err := workers.NewRegistry(panicky{armed: armed}, noop.New())
 			require.NoError(t, err)
 			records := make(chan slog.Record, 1000)
 			sched := scheduler.New(b.pool, b.river, registry, slog.New(recordHandler{records}), scheduler.Config{Now: b.clock.Now})

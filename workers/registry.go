@@ -52,6 +52,9 @@ type Registry struct {
 func NewRegistry(classes ...Class) (*Registry, error) {
 	r := &Registry{aliases: map[string]string{}, classes: make(map[string]Class, len(classes))}
 	for _, c := range classes {
+		if c.Name() == "" {
+			return nil, fmt.Errorf("workers: a job class has no name")
+		}
 		if _, dup := r.classes[c.Name()]; dup {
 			return nil, fmt.Errorf("workers: job class %q registered twice", c.Name())
 		}

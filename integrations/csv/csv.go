@@ -23,11 +23,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+
 	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/unicode"
 	"golang.org/x/text/transform"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/internal/pull"
 )
 
@@ -74,7 +75,7 @@ type Provider struct {
 	ImportDir string
 }
 
-// Supports implements integrations.Provider: data_import integrations,
+// Supports implements provider.Provider: data_import integrations,
 // full syncs only.
 func (Provider) Supports(integrationType string, _ json.RawMessage) (bool, bool) {
 	return integrationType == "data_import", false
@@ -121,11 +122,11 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 	return c, nil
 }
 
-// Fetch implements integrations.Provider.
-func (p Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit func(integrations.Page) error) error {
+// Fetch implements provider.Provider.
+func (p Provider) Fetch(ctx context.Context, req provider.FetchRequest, emit func(provider.Page) error) error {
 	cfg, err := parseConfig(req.Config)
 	if err != nil {
-		return integrations.ConfigError(err)
+		return provider.ConfigError(err)
 	}
 	body, err := p.open(ctx, cfg, req)
 	if err != nil {
@@ -145,13 +146,13 @@ func (p Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit
 
 // open returns the file's bytes: the download's body, or the file under
 // ImportDir.
-func (p Provider) open(ctx context.Context, cfg Config, req integrations.FetchRequest) (io.ReadCloser, error) {
+func (p Provider) open(ctx context.Context, cfg Config, req provider.FetchRequest) (io.ReadCloser, error) {
 	if cfg.File != "" {
 		return p.openFile(cfg.File)
 	}
 	creds, err := pull.ParseCredentials("csv", req.Credentials, pull.Bearer, pull.Basic)
 	if err != nil {
-		return nil, integrations.ConfigError(err)
+		return nil, provider.ConfigError(err)
 	}
 	u, _ := url.Parse(cfg.URL)
 	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: u, Settings: cfg.Settings, DefaultTimeout: DefaultTimeout,
@@ -167,10 +168,10 @@ func (p Provider) open(ctx context.Context, cfg Config, req integrations.FetchRe
 // (.., an absolute path, a symbolic link out).
 func (p Provider) openFile(name string) (io.ReadCloser, error) {
 	if p.ImportDir == "" {
-		return nil, fmt.Errorf(`%w: csv config: "file" needs the daemon's ATIS_IMPORT_DIR, which is not set`, integrations.ErrPermanent)
+		return nil, fmt.Errorf(`%w: csv config: "file" needs the daemon's ATIS_IMPORT_DIR, which is not set`, provider.ErrPermanent)
 	}
 	if filepath.IsAbs(name) || !filepath.IsLocal(name) {
-		return nil, fmt.Errorf(`%w: csv config: "file" %q must be a path inside ATIS_IMPORT_DIR, without ".."`, integrations.ErrPermanent, name)
+		return nil, fmt.Errorf(`%w: csv config: "file" %q must be a path inside ATIS_IMPORT_DIR, without ".."`, provider.ErrPermanent, name)
 	}
 	root, err := os.OpenRoot(p.ImportDir)
 	if err != nil {
@@ -204,7 +205,7 @@ type reader struct {
 	counted *counter
 	header  []string
 	idCol   int
-	page    integrations.Page
+	page    provider.Page
 	sent    int64 // bytes counted in pages already emitted
 	last    int   // the line of the last row read
 }
@@ -225,7 +226,7 @@ func (r *reader) decoded() (io.Reader, error) {
 	}
 }
 
-func (r *reader) read(ctx context.Context, emit func(integrations.Page) error) error {
+func (r *reader) read(ctx context.Context, emit func(provider.Page) error) error {
 	text, err := r.decoded()
 	if err != nil {
 		return err
@@ -237,7 +238,7 @@ func (r *reader) read(ctx context.Context, emit func(integrations.Page) error) e
 	if err := r.readHeader(cr); err != nil {
 		return err
 	}
-	r.page = integrations.Page{Number: 1}
+	r.page = provider.Page{Number: 1}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -322,7 +323,7 @@ func (r *reader) add(row []string, line int) error {
 		b.Write(s)
 	}
 	b.WriteByte('}')
-	r.page.Records = append(r.page.Records, integrations.Record{ExternalID: strings.TrimSpace(row[r.idCol]), Payload: b.Bytes()})
+	r.page.Records = append(r.page.Records, provider.Record{ExternalID: strings.TrimSpace(row[r.idCol]), Payload: b.Bytes()})
 	return nil
 }
 
@@ -342,13 +343,13 @@ func (r *reader) checkText(row []string, line int) error {
 	return nil
 }
 
-func (r *reader) flush(emit func(integrations.Page) error) error {
+func (r *reader) flush(emit func(provider.Page) error) error {
 	r.page.Bytes = r.counted.n - r.sent
 	r.sent = r.counted.n
 	if err := emit(r.page); err != nil {
 		return err
 	}
-	r.page = integrations.Page{Number: r.page.Number + 1}
+	r.page = provider.Page{Number: r.page.Number + 1}
 	return nil
 }
 

@@ -14,10 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/csv"
 )
 
@@ -79,7 +80,7 @@ func TestMemoryStaysFlat(t *testing.T) {
 	}()
 	var seen int
 	start := time.Now()
-	err := csv.Provider{}.Fetch(context.Background(), integrations.FetchRequest{Config: cfg, Client: &http.Client{}}, func(p integrations.Page) error {
+	err := csv.Provider{}.Fetch(context.Background(), provider.FetchRequest{Config: cfg, Client: &http.Client{}}, func(p provider.Page) error {
 		seen += len(p.Records)
 		sample()
 		return nil
@@ -108,8 +109,8 @@ func TestConfigErrors(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := csv.Provider{}.Fetch(context.Background(), integrations.FetchRequest{Config: json.RawMessage(tt.config)},
-				func(integrations.Page) error { return nil })
+			err := csv.Provider{}.Fetch(context.Background(), provider.FetchRequest{Config: json.RawMessage(tt.config)},
+				func(provider.Page) error { return nil })
 			require.ErrorContains(t, err, tt.want)
 		})
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/workers/notificationdispatch"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/integrations/delivery"
@@ -20,14 +22,14 @@ func TestClassThroughRiver(t *testing.T) {
 	hook := newReceiver(t, "")
 	id := b.integration(t, "notification", "webhook", map[string]any{"url": hook.URL}, map[string]any{})
 	b.notify(t, "alert", "warning", "via river")
-	h := schedtest.Start(t, b.pool, delivery.Class{Dispatcher: b.dispatcher()})
+	h := schedtest.Start(t, b.pool, notificationdispatch.New(b.dispatcher()))
 	out := h.Run(t, "notification_dispatch", map[string]any{})
 	require.Equal(t, "completed", out.Status)
 	var res delivery.Result
 	require.NoError(t, json.Unmarshal(out.Result, &res))
 	require.Equal(t, 1, res.Integrations[id].Delivered)
 	require.Len(t, hook.received(), 1)
-	require.Error(t, delivery.Class{}.ValidateParameters(json.RawMessage(`{"x": 1}`)))
+	require.Error(t, notificationdispatch.New(nil).ValidateParameters(json.RawMessage(`{"x": 1}`)))
 }
 
 // TestStartAtToCome: a notification announced ahead goes when its start_at

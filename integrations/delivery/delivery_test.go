@@ -51,14 +51,14 @@ func TestLicenseExpiringReachesPeopleOnce(t *testing.T) {
 		VALUES ('key-1', 'lms', 'standard', '2026-01-01', localtimestamp + interval '7 days' - interval '1 minute', 'active')`)
 	require.NoError(t, err)
 	// The daemon's own alert, written by the license check as it always is.
-	_, err = licenses.Class{Pool: b.pool}.Check(ctx, nil)
+	_, err = licenses.Checker{Pool: b.pool}.Check(ctx, nil)
 	require.NoError(t, err)
 	require.Equal(t, 1, b.count(t, "SELECT count(*) FROM system_notifications WHERE type = 'license_expiring'"))
 
 	d := b.dispatcher()
 	for range 3 {
 		b.run(t, d)
-		_, err := licenses.Class{Pool: b.pool}.Check(ctx, nil)
+		_, err := licenses.Checker{Pool: b.pool}.Check(ctx, nil)
 		require.NoError(t, err)
 	}
 

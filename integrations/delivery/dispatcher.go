@@ -11,10 +11,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 )
 
 // Defaults of Dispatcher.
@@ -63,9 +65,10 @@ var Statuses = []string{StatusPending, StatusSending, StatusDelivered, StatusFai
 type Dispatcher struct {
 	Pool      *pgxpool.Pool
 	Providers Providers
-	// Engine supplies the rate-limited HTTP client and turns under
-	// api_rate_limit, shared with the integration's syncs.
-	Engine *integrations.Engine
+	// Limits paces requests under each integration's api_rate_limit; give
+	// it the sync engine's, so that syncs and deliveries share one bucket
+	// per integration. Required.
+	Limits *ratelimit.Limiters
 	Logger *slog.Logger
 
 	// Batch, Lease, IntegrationTimeout and Concurrency default to the
@@ -183,7 +186,7 @@ func (d *Dispatcher) serve(ctx context.Context, t target) (IntegrationResult, er
 	if err != nil {
 		// Nothing is queued for a misconfigured integration: once fixed, it
 		// sends what has come since it was created.
-		r.Error = integrations.RedactCredentials(err.Error(), t.Credentials)
+		r.Error = redact.Credentials(t.Credentials).Cut(err.Error())
 		return r, d.configFailed(ctx, t, start, &r)
 	}
 	if r.Queued, err = d.queue(ctx, t, settings); err != nil {

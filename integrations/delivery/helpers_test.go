@@ -18,12 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
+
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/delivery"
 	"github.com/atis-edu/atis-scheduler/integrations/smtp"
 	"github.com/atis-edu/atis-scheduler/integrations/webhook"
@@ -49,11 +50,11 @@ func setup(t *testing.T) *testBundle {
 }
 
 // dispatcher returns a dispatcher as a replica of the daemon would have
-// one: its own engine (rate limiters) and providers.
+// one: its own rate limiters and providers.
 func (b *testBundle) dispatcher() *delivery.Dispatcher {
 	return &delivery.Dispatcher{
 		Pool:      b.pool,
-		Engine:    &integrations.Engine{Pool: b.pool},
+		Limits:    &ratelimit.Limiters{},
 		Logger:    slog.New(slog.NewJSONHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Providers: delivery.Providers{"webhook": webhook.Provider{}, "smtp": smtp.Provider{RootCAs: b.roots}},
 	}

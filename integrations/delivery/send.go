@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 )
 
 // recordTimeout bounds each write that records what a send did: it runs
@@ -25,8 +25,8 @@ const recordTimeout = 10 * time.Second
 func (d *Dispatcher) send(ctx context.Context, t target, p Provider, s Settings, cs []claimed, r *IntegrationResult) {
 	perMinute := t.RateLimit
 	base := Request{IntegrationID: t.ID, IntegrationName: t.Name, Config: t.Config, Credentials: t.Credentials,
-		Client: d.Engine.HTTPClient(t.ID, perMinute),
-		Wait:   func(ctx context.Context) error { return d.Engine.WaitTurn(ctx, t.ID, perMinute) }}
+		Client: d.Limits.Client(t.ID, perMinute),
+		Wait:   func(ctx context.Context) error { return d.Limits.WaitTurn(ctx, t.ID, perMinute) }}
 	groups := make([][]claimed, 0, len(cs))
 	if r.Digest = len(cs) > s.DigestOver; r.Digest {
 		groups = append(groups, cs)
@@ -48,7 +48,7 @@ func (d *Dispatcher) send(ctx context.Context, t target, p Provider, s Settings,
 			r.Delivered += len(g)
 			continue
 		}
-		msg := integrations.RedactCredentials(err.Error(), t.Credentials)
+		msg := redact.Credentials(t.Credentials).Cut(err.Error())
 		if r.Error == "" {
 			r.Error = msg
 		}

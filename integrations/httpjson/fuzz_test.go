@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+
 	"github.com/atis-edu/atis-scheduler/integrations/httpjson"
 )
 
@@ -66,8 +67,8 @@ func FuzzFetchPage(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		req := integrations.FetchRequest{Config: cfg, Client: &http.Client{Transport: answer{link: link, body: body}}}
-		_ = httpjson.Provider{}.Fetch(ctx, req, func(p integrations.Page) error {
+		req := provider.FetchRequest{Config: cfg, Client: &http.Client{Transport: answer{link: link, body: body}}}
+		_ = httpjson.Provider{}.Fetch(ctx, req, func(p provider.Page) error {
 			for _, r := range p.Records {
 				if r.ExternalID == "" {
 					t.Fatalf("page %d: a record without an external id: %q", p.Number, r.Payload)

@@ -16,12 +16,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
+
 	"github.com/tidwall/gjson"
 	"github.com/tomnomnom/linkheader"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/internal/pull"
-	"github.com/atis-edu/atis-scheduler/workers"
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 )
 
 // Defaults of Config.
@@ -30,7 +32,7 @@ const (
 	DefaultMaxPages     = 100_000
 	DefaultMaxRetries   = pull.DefaultMaxRetries
 	DefaultPageSize     = 100
-	DefaultTimeout      = integrations.DefaultRequestTimeout
+	DefaultTimeout      = ratelimit.DefaultRequestTimeout
 )
 
 // Config is the integration's config column for http_json.
@@ -70,7 +72,7 @@ type Provider struct{}
 // supportedTypes are the integration types whose data is records to pull.
 var supportedTypes = []string{"api", "payment", "lms", "data_import", "calendar", "storage"}
 
-// Supports implements integrations.Provider.
+// Supports implements provider.Provider.
 func (Provider) Supports(integrationType string, raw json.RawMessage) (bool, bool) {
 	cfg, err := parseConfig(raw)
 	return slices.Contains(supportedTypes, integrationType), err == nil && cfg.UpdatedSinceParam != ""
@@ -88,7 +90,7 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 	case c.BaseURL == "":
 		return c, errors.New(`http_json config: "base_url" is required`)
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return c, fmt.Errorf(`http_json config: "base_url" %q is not an absolute http(s) URL`, workers.RedactURL(c.BaseURL))
+		return c, fmt.Errorf(`http_json config: "base_url" %q is not an absolute http(s) URL`, redact.URL(c.BaseURL))
 	case c.IDField == "":
 		return c, errors.New(`http_json config: "id_field" is required`)
 	case c.TimeoutSeconds < 0, c.MaxPageBytes < 0, c.MaxPages < 0, c.MaxRetries != nil && *c.MaxRetries < 0:
@@ -116,15 +118,15 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 	return c, nil
 }
 
-// Fetch implements integrations.Provider.
-func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit func(integrations.Page) error) error {
+// Fetch implements provider.Provider.
+func (Provider) Fetch(ctx context.Context, req provider.FetchRequest, emit func(provider.Page) error) error {
 	cfg, err := parseConfig(req.Config)
 	if err != nil {
-		return integrations.ConfigError(err)
+		return provider.ConfigError(err)
 	}
 	creds, err := pull.ParseCredentials("http_json", req.Credentials, pull.Bearer, pull.Basic, pull.APIKey)
 	if err != nil {
-		return integrations.ConfigError(err)
+		return provider.ConfigError(err)
 	}
 	base, _ := url.Parse(cfg.BaseURL)
 	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: base, Settings: cfg.Settings, DefaultTimeout: DefaultTimeout,
@@ -167,7 +169,7 @@ type fetcher struct {
 	client *pull.Client
 }
 
-func (f *fetcher) firstURL(req integrations.FetchRequest) (string, error) {
+func (f *fetcher) firstURL(req provider.FetchRequest) (string, error) {
 	u, _ := url.Parse(f.cfg.BaseURL)
 	q := u.Query()
 	if req.Incremental && f.cfg.UpdatedSinceParam != "" {
@@ -197,17 +199,17 @@ func (f *fetcher) get(ctx context.Context, target string, page int) ([]byte, htt
 	body, err := f.client.Read(resp, f.cfg.MaxPageBytes, target)
 	switch {
 	case errors.Is(err, pull.ErrTooLarge):
-		return nil, nil, fmt.Errorf("page %d: %s: the body is larger than max_page_bytes (%d bytes)", page, workers.RedactURL(target), f.cfg.MaxPageBytes)
+		return nil, nil, fmt.Errorf("page %d: %s: the body is larger than max_page_bytes (%d bytes)", page, redact.URL(target), f.cfg.MaxPageBytes)
 	case err != nil && ctx.Err() != nil:
 		return nil, nil, ctx.Err()
 	case err != nil:
-		return nil, nil, fmt.Errorf("page %d: %s: reading the body: %w", page, workers.RedactURL(target), err)
+		return nil, nil, fmt.Errorf("page %d: %s: reading the body: %w", page, redact.URL(target), err)
 	}
 	return body, resp.Header, nil
 }
 
-func (f *fetcher) parse(body []byte, page int) (integrations.Page, []gjson.Result, error) {
-	p := integrations.Page{Number: page, Bytes: int64(len(body))}
+func (f *fetcher) parse(body []byte, page int) (provider.Page, []gjson.Result, error) {
+	p := provider.Page{Number: page, Bytes: int64(len(body))}
 	if !gjson.ValidBytes(body) {
 		return p, nil, fmt.Errorf("page %d: malformed JSON (%s)", page, pull.Preview(body))
 	}
@@ -234,7 +236,7 @@ func (f *fetcher) parse(body []byte, page int) (integrations.Page, []gjson.Resul
 		case !id.Exists() || id.Type == gjson.Null || id.String() == "" || id.IsObject() || id.IsArray():
 			p.Invalid = append(p.Invalid, fmt.Sprintf("item %d: no %q: %s", i, f.cfg.IDField, pull.Preview([]byte(item.Raw))))
 		default:
-			p.Records = append(p.Records, integrations.Record{ExternalID: id.String(), Payload: json.RawMessage(item.Raw)})
+			p.Records = append(p.Records, provider.Record{ExternalID: id.String(), Payload: json.RawMessage(item.Raw)})
 		}
 	}
 	return p, items, nil

@@ -13,16 +13,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
+
 	"github.com/emersion/go-ical"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/internal/pull"
 )
 
 // Defaults of Config.
 const (
 	DefaultMaxBytes = 16 << 20
-	DefaultTimeout  = integrations.DefaultRequestTimeout
+	DefaultTimeout  = ratelimit.DefaultRequestTimeout
 )
 
 // Config is the integration's config column for ics.
@@ -41,7 +43,7 @@ type Config struct {
 // Provider is the ics provider.
 type Provider struct{}
 
-// Supports implements integrations.Provider: calendar integrations, full
+// Supports implements provider.Provider: calendar integrations, full
 // syncs only (a feed is always whole).
 func (Provider) Supports(integrationType string, _ json.RawMessage) (bool, bool) {
 	return integrationType == "calendar", false
@@ -72,15 +74,15 @@ func parseConfig(raw json.RawMessage) (Config, *time.Location, error) {
 	return c, loc, nil
 }
 
-// Fetch implements integrations.Provider. The feed is one page. An event
+// Fetch implements provider.Provider. The feed is one page. An event
 // that cannot be read (a malformed content line, no UID, a time that is not
 // one, an unknown TZID, an RRULE that does not parse) is an invalid record
 // naming its line; a feed that is not iCalendar outside its events, or ends
 // before END:VCALENDAR, fails the sync.
-func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit func(integrations.Page) error) error {
+func (Provider) Fetch(ctx context.Context, req provider.FetchRequest, emit func(provider.Page) error) error {
 	cfg, floating, err := parseConfig(req.Config)
 	if err != nil {
-		return integrations.ConfigError(err)
+		return provider.ConfigError(err)
 	}
 	body, err := download(ctx, cfg, req)
 	if err != nil {
@@ -95,7 +97,7 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 			floating = loc
 		}
 	}
-	p := integrations.Page{Number: 1, Bytes: int64(len(body))}
+	p := provider.Page{Number: 1, Bytes: int64(len(body))}
 	for i, ev := range f.events {
 		if ev.err != nil {
 			p.Invalid = append(p.Invalid, fmt.Sprintf("event %d (line %d): %v", i+1, ev.line, ev.err))
@@ -111,10 +113,10 @@ func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit f
 	return emit(p)
 }
 
-func download(ctx context.Context, cfg Config, req integrations.FetchRequest) ([]byte, error) {
+func download(ctx context.Context, cfg Config, req provider.FetchRequest) ([]byte, error) {
 	creds, err := pull.ParseCredentials("ics", req.Credentials, pull.Bearer, pull.Basic)
 	if err != nil {
-		return nil, integrations.ConfigError(err)
+		return nil, provider.ConfigError(err)
 	}
 	u, _ := url.Parse(cfg.URL)
 	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: u, Settings: cfg.Settings, DefaultTimeout: DefaultTimeout,
@@ -173,29 +175,29 @@ type written struct {
 	ValueType string `json:"value_type,omitempty"`
 }
 
-func record(props ical.Props, floating *time.Location) (integrations.Record, error) {
+func record(props ical.Props, floating *time.Location) (provider.Record, error) {
 	var ev event
 	var err error
 	if ev.UID, err = text(props, ical.PropUID); err != nil || ev.UID == "" {
-		return integrations.Record{}, errors.New("no UID")
+		return provider.Record{}, errors.New("no UID")
 	}
 	if props.Get(ical.PropDateTimeStart) == nil {
-		return integrations.Record{}, errors.New("no DTSTART")
+		return provider.Record{}, errors.New("no DTSTART")
 	}
 	for name, dst := range map[string]**when{ical.PropDateTimeStart: &ev.Start, ical.PropDateTimeEnd: &ev.End, ical.PropRecurrenceID: &ev.RecurrenceID} {
 		if *dst, err = timeOf(props.Get(name), floating); err != nil {
-			return integrations.Record{}, fmt.Errorf("%s: %w", name, err)
+			return provider.Record{}, fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	if d := props.Get(ical.PropDuration); d != nil {
 		if _, err := d.Duration(); err != nil {
-			return integrations.Record{}, fmt.Errorf("DURATION %q is not a duration", d.Value)
+			return provider.Record{}, fmt.Errorf("DURATION %q is not a duration", d.Value)
 		}
 		ev.Duration = d.Value
 	}
 	if r := props.Get(ical.PropRecurrenceRule); r != nil {
 		if _, err := props.RecurrenceRule(); err != nil {
-			return integrations.Record{}, fmt.Errorf("RRULE %q does not parse: %w", r.Value, err)
+			return provider.Record{}, fmt.Errorf("RRULE %q does not parse: %w", r.Value, err)
 		}
 		ev.RRule = r.Value
 	}
@@ -216,9 +218,9 @@ func record(props ical.Props, floating *time.Location) (integrations.Record, err
 	}
 	payload, err := json.Marshal(ev)
 	if err != nil {
-		return integrations.Record{}, err
+		return provider.Record{}, err
 	}
-	return integrations.Record{ExternalID: externalID(ev.UID, ev.RecurrenceID), Payload: payload}, nil
+	return provider.Record{ExternalID: externalID(ev.UID, ev.RecurrenceID), Payload: payload}, nil
 }
 
 // externalID is the UID, and for an overridden instance of a recurring

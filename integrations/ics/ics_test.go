@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/ics"
 )
 
@@ -25,8 +26,8 @@ func TestConfigErrors(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := ics.Provider{}.Fetch(context.Background(), integrations.FetchRequest{Config: json.RawMessage(tt.config)},
-				func(integrations.Page) error { return nil })
+			err := ics.Provider{}.Fetch(context.Background(), provider.FetchRequest{Config: json.RawMessage(tt.config)},
+				func(provider.Page) error { return nil })
 			require.ErrorContains(t, err, tt.want)
 		})
 	}

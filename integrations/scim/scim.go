@@ -15,9 +15,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
+
 	"github.com/tidwall/gjson"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/internal/pull"
 )
 
@@ -27,7 +29,7 @@ const (
 	MaxPageSize         = 1000
 	DefaultMaxPages     = 100_000
 	DefaultMaxPageBytes = 16 << 20
-	DefaultTimeout      = integrations.DefaultRequestTimeout
+	DefaultTimeout      = ratelimit.DefaultRequestTimeout
 )
 
 // Resource types a Config may list.
@@ -59,7 +61,7 @@ type Config struct {
 // Provider is the scim provider.
 type Provider struct{}
 
-// Supports implements integrations.Provider: sso integrations, incremental
+// Supports implements provider.Provider: sso integrations, incremental
 // when filter_last_modified is set.
 func (Provider) Supports(integrationType string, raw json.RawMessage) (bool, bool) {
 	cfg, err := parseConfig(raw)
@@ -100,16 +102,16 @@ func parseConfig(raw json.RawMessage) (Config, error) {
 	return c, nil
 }
 
-// Fetch implements integrations.Provider. Page numbers run on across the
+// Fetch implements provider.Provider. Page numbers run on across the
 // resource types.
-func (Provider) Fetch(ctx context.Context, req integrations.FetchRequest, emit func(integrations.Page) error) error {
+func (Provider) Fetch(ctx context.Context, req provider.FetchRequest, emit func(provider.Page) error) error {
 	cfg, err := parseConfig(req.Config)
 	if err != nil {
-		return integrations.ConfigError(err)
+		return provider.ConfigError(err)
 	}
 	creds, err := pull.ParseCredentials("scim", req.Credentials, pull.Bearer, pull.Basic)
 	if err != nil {
-		return integrations.ConfigError(err)
+		return provider.ConfigError(err)
 	}
 	base, _ := url.Parse(strings.TrimSuffix(cfg.BaseURL, "/"))
 	client, ctx := pull.NewClient(ctx, req.Client, pull.Options{Base: base, Settings: cfg.Settings, DefaultTimeout: DefaultTimeout,
@@ -138,7 +140,7 @@ type lister struct {
 // advances by the resources a page held (a server that ignores count and
 // answers more is followed), until it passes totalResults or a page is
 // empty.
-func (l *lister) list(ctx context.Context, resource string, emit func(integrations.Page) error) error {
+func (l *lister) list(ctx context.Context, resource string, emit func(provider.Page) error) error {
 	for start, pages := 1, 1; ; pages++ {
 		l.page++
 		if pages > l.cfg.MaxPages {
@@ -193,8 +195,8 @@ func (l *lister) get(ctx context.Context, resource string, start int) ([]byte, e
 
 // parse reads a ListResponse: its records, totalResults and how many
 // resources it held.
-func (l *lister) parse(body []byte, resource string, start int) (integrations.Page, int, int, error) {
-	p := integrations.Page{Number: l.page, Bytes: int64(len(body))}
+func (l *lister) parse(body []byte, resource string, start int) (provider.Page, int, int, error) {
+	p := provider.Page{Number: l.page, Bytes: int64(len(body))}
 	if !gjson.ValidBytes(body) {
 		return p, 0, 0, fmt.Errorf("page %d: %s: malformed JSON (%s)", l.page, resource, pull.Preview(body))
 	}
@@ -215,7 +217,7 @@ func (l *lister) parse(body []byte, resource string, start int) (integrations.Pa
 		case id.Type != gjson.String || id.String() == "":
 			p.Invalid = append(p.Invalid, fmt.Sprintf("%s resource %d: no \"id\": %s", resource, start+i, pull.Preview([]byte(item.Raw))))
 		default:
-			p.Records = append(p.Records, integrations.Record{ExternalID: externalID(resource, id.String()), Payload: json.RawMessage(item.Raw)})
+			p.Records = append(p.Records, provider.Record{ExternalID: externalID(resource, id.String()), Payload: json.RawMessage(item.Raw)})
 		}
 	}
 	return p, int(total.Int()), len(items), nil

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/scim"
 )
 
@@ -30,8 +31,8 @@ func TestConfigErrors(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := scim.Provider{}.Fetch(context.Background(), integrations.FetchRequest{Config: json.RawMessage(tt.config),
-				Credentials: json.RawMessage(tt.credentials)}, func(integrations.Page) error { return nil })
+			err := scim.Provider{}.Fetch(context.Background(), provider.FetchRequest{Config: json.RawMessage(tt.config),
+				Credentials: json.RawMessage(tt.credentials)}, func(provider.Page) error { return nil })
 			require.ErrorContains(t, err, tt.want)
 			require.NotContains(t, err.Error(), "SECRET")
 		})

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/workers/noop"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -56,10 +58,10 @@ func startPeer(b *testing.B, exprs []string) *peer {
 	for i, expr := range exprs {
 		sched, err := cronParser.Parse("CRON_TZ=UTC " + expr)
 		require.NoError(b, err, expr)
-		periodic[i] = river.NewPeriodicJob(sched, func() (river.JobArgs, *river.InsertOpts) { return workers.NoopArgs{}, nil }, nil)
+		periodic[i] = river.NewPeriodicJob(sched, func() (river.JobArgs, *river.InsertOpts) { return workers.NewRunArgs(noop.Name, workers.Args{}), nil }, nil)
 	}
 	riverWorkers := river.NewWorkers()
-	require.NoError(b, workers.NoopClass{}.AddWorker(riverWorkers))
+	require.NoError(b, noop.New().AddWorker(riverWorkers))
 	cfg := defaultRiverConfig(riverWorkers)
 	cfg.PeriodicJobs = periodic
 	client, err := river.NewClient(riverpgxv5.New(pool), cfg)

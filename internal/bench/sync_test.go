@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -119,7 +121,7 @@ func syncImport(b *testing.B, n int) syncFigures {
 	defer srv.Close()
 
 	pool := defaultPool(b)
-	engine := &integrations.Engine{Pool: pool, Logger: dbtest.Logger(), Providers: integrations.Providers{"http_json": httpjson.Provider{}}}
+	engine := &integrations.Engine{Pool: pool, Logger: dbtest.Logger(), Providers: provider.Providers{"http_json": httpjson.Provider{}}}
 	cfg, err := json.Marshal(map[string]any{"base_url": srv.URL, "records_path": "data", "id_field": "id",
 		"pagination": map[string]any{"type": "page", "page_size": syncPageSize}})
 	require.NoError(b, err)

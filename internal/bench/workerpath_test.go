@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/workers/noop"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -88,7 +90,7 @@ func recordedPath(b *testing.B, n int) (enqueuedPerSec, workedPerSec float64) {
 	_, err := pool.Exec(ctx, `INSERT INTO scheduled_jobs (name, job_class, interval_minutes, overlap_policy, next_run_at)
 		SELECT 'bench-' || i, 'noop', 60, 'allow', $2 FROM generate_series(1, $1) i`, n, due)
 	require.NoError(b, err)
-	registry, err := workers.NewRegistry(workers.NoopClass{})
+	registry, err := workers.NewRegistry(noop.New())
 	require.NoError(b, err)
 	riverWorkers, err := registry.RiverWorkers()
 	require.NoError(b, err)
@@ -151,12 +153,12 @@ func bareRiver(b *testing.B, n int) float64 {
 	pool := defaultPool(b)
 	ctx := context.Background()
 	riverWorkers := river.NewWorkers()
-	require.NoError(b, workers.NoopClass{}.AddWorker(riverWorkers))
+	require.NoError(b, noop.New().AddWorker(riverWorkers))
 	client, err := river.NewClient(riverpgxv5.New(pool), defaultRiverConfig(riverWorkers))
 	require.NoError(b, err)
 	params := make([]river.InsertManyParams, n)
 	for i := range params {
-		params[i] = river.InsertManyParams{Args: workers.NoopArgs{}}
+		params[i] = river.InsertManyParams{Args: workers.NewRunArgs(noop.Name, workers.Args{})}
 	}
 	_, err = client.InsertManyFast(ctx, params)
 	require.NoError(b, err)

@@ -5,6 +5,17 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
+	"github.com/atis-edu/atis-scheduler/workers/integrationdispatch"
+	"github.com/atis-edu/atis-scheduler/workers/integrationsync"
+	"github.com/atis-edu/atis-scheduler/workers/notificationdispatch"
+
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+
+	"github.com/atis-edu/atis-scheduler/workers/httprequest"
+	"github.com/atis-edu/atis-scheduler/workers/noop"
+	"github.com/atis-edu/atis-scheduler/workers/sql"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spf13/cobra"
@@ -30,8 +41,9 @@ import (
 // aliases; m (optional) receives the classes' own metrics.
 func newRegistry(cfg config.Config, pool *pgxpool.Pool, m *metrics.Metrics, logger *slog.Logger) (*workers.Registry, error) {
 	keys := cfg.AppKeys()
-	purge := retention.Class{AppKeys: keys, ArchiveDir: cfg.ArchiveDir, Logger: logger, Pool: pool}
-	engine := &integrations.Engine{Logger: logger, Pool: pool, Providers: integrations.Providers{
+	purge := retention.Purger{AppKeys: keys, ArchiveDir: cfg.ArchiveDir, Logger: logger, Pool: pool}
+	limits := &ratelimit.Limiters{} // one bucket per integration, shared by its syncs and deliveries
+	engine := &integrations.Engine{Limits: limits, Logger: logger, Pool: pool, Providers: provider.Providers{
 		"http_json": httpjson.Provider{},
 		"scim":      scim.Provider{},
 		"ics":       ics.Provider{},
@@ -42,16 +54,16 @@ func newRegistry(cfg config.Config, pool *pgxpool.Pool, m *metrics.Metrics, logg
 		engine.Observer = m
 	}
 	registry, err := workers.NewRegistry(
-		workers.HTTPRequestClass{AppKeys: keys, Pool: pool},
-		workers.NoopClass{},
-		workers.SQLClass{Enabled: cfg.EnableSQLJobs, Pool: pool},
-		licenses.Class{AppKeys: keys, Pool: pool},
-		links.Class{Pool: pool},
-		purge,
-		integrations.SyncClass{Engine: engine},
-		integrations.DispatchClass{Engine: engine},
-		delivery.Class{Dispatcher: &delivery.Dispatcher{Engine: engine, Logger: logger, Pool: pool,
-			Providers: delivery.Providers{"smtp": smtp.Provider{}, "webhook": webhook.Provider{}}}},
+		httprequest.New(httprequest.Config{AppKeys: keys, Pool: pool}),
+		noop.New(),
+		sql.New(sql.Config{Enabled: cfg.EnableSQLJobs, Pool: pool}),
+		licenses.New(licenses.Checker{AppKeys: keys, Pool: pool}),
+		links.New(links.Cleaner{Pool: pool}),
+		retention.New(purge),
+		integrationsync.New(engine),
+		integrationdispatch.New(engine),
+		notificationdispatch.New(&delivery.Dispatcher{Limits: limits, Logger: logger, Pool: pool,
+			Providers: delivery.Providers{"smtp": smtp.Provider{}, "webhook": webhook.Provider{}}}),
 	)
 	if err != nil {
 		return nil, err

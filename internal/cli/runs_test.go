@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/atis-edu/atis-scheduler/workers/httprequest"
+	"github.com/atis-edu/atis-scheduler/workers/noop"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/cli"
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/atis-edu/atis-scheduler/internal/schedtest"
-	"github.com/atis-edu/atis-scheduler/workers"
 )
 
 func TestRunsAndSyncs(t *testing.T) {
@@ -27,7 +29,7 @@ func TestRunsAndSyncs(t *testing.T) {
 		w.WriteHeader(http.StatusInternalServerError)
 	}))
 	t.Cleanup(failing.Close)
-	h := schedtest.Start(t, pool, workers.HTTPRequestClass{}, workers.NoopClass{})
+	h := schedtest.Start(t, pool, httprequest.New(httprequest.Config{}), noop.New())
 	var failID, okID int64
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO scheduled_jobs (name, job_class, interval_minutes, parameters, max_attempts, retry_delay_minutes, is_active)
 		VALUES ('ping-lms', 'http_request', 60, $1, 2, 0, false) RETURNING id`, fmt.Sprintf(`{"url": %q}`, failing.URL+"/health")).Scan(&failID))

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/workers/httprequest"
+	"github.com/atis-edu/atis-scheduler/workers/noop"
+
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
@@ -52,7 +55,7 @@ type seeded struct {
 
 // classes are the job classes of every dashboard test: http_request,
 // whose parameters hold secrets to redact, and noop.
-var classes = []workers.Class{workers.HTTPRequestClass{}, workers.NoopClass{}}
+var classes = []workers.Class{httprequest.New(httprequest.Config{}), noop.New()}
 
 // serve serves the dashboard built from cfg, with a registry of classes,
 // until the test ends.

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -35,32 +34,6 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	t.Parallel()
-
-	for _, tt := range []struct{ in, want string }{
-		{`{"url": "https://x", "timeout_seconds": 5}`, `{"timeout_seconds":5,"url":"https://x"}`},
-		{`{"headers": {"X-Any": "v", "Auth": {"from_config": "k"}}}`, `{"headers":{"Auth":{"from_config":"k"},"X-Any":"[redacted]"}}`},
-		{`{"password": "p", "nested": [{"api_key": "k", "n": 1}], "credentials": {"token": "t"}}`,
-			`{"credentials":"[redacted]","nested":[{"api_key":"[redacted]","n":1}],"password":"[redacted]"}`},
-		{`{"Authorization": "Bearer x", "big": 12345678901234567890}`, `{"Authorization":"[redacted]","big":12345678901234567890}`},
-		{`{"endpoint": "https://svc:pa55@host.example/x?y=1", "list": ["ftp://u:p@h/"]}`,
-			`{"endpoint":"https://REDACTED@host.example/x?y=1","list":["ftp://REDACTED@h/"]}`},
-		{`not json`, `not json`},
-	} {
-		require.JSONEq(t, jsonOr(tt.want), jsonOr(string(redact(json.RawMessage(tt.in)))), tt.in)
-	}
-}
-
-// jsonOr quotes s when it is not JSON, so JSONEq can compare it.
-func jsonOr(s string) string {
-	if json.Valid([]byte(s)) {
-		return s
-	}
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
 func TestIsLoopback(t *testing.T) {
 	t.Parallel()
 
@@ -87,6 +60,6 @@ func TestScrub(t *testing.T) {
 	t.Parallel()
 
 	msg := "GET https://svc:pa55@lms.example.az/x failed; see http://host/y and mail a@b"
-	require.Equal(t, "GET https://REDACTED@lms.example.az/x failed; see http://host/y and mail a@b", scrub(&msg))
+	require.Equal(t, "GET https://[redacted]@lms.example.az/x failed; see http://host/y and mail a@b", scrub(&msg))
 	require.Equal(t, "—", scrub((*string)(nil)))
 }

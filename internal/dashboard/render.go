@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 )
 
 // pageNames are the templates under templates/, each with layout.html.
@@ -158,7 +160,7 @@ func duration(v any) string {
 // hidden: a class should never have written them, but a page must not show
 // them if one did.
 func scrub(v any) string {
-	return hideURLCredentials(fmt.Sprint(deref(v)))
+	return redact.Text(fmt.Sprint(deref(v)))
 }
 
 // deref shows a nullable column, or a dash.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 )
 
@@ -187,7 +188,7 @@ func (d *Dashboard) runDetail(w http.ResponseWriter, r *http.Request) {
 			var result, payload json.RawMessage
 			err := row.Scan(&a.ID, &a.RunID, &a.ScheduleID, &a.Schedule, &a.Class, &a.Attempt, &a.Status, &a.Start, &a.End,
 				&a.Duration, &a.Error, &a.CreatedAt, &a.Trace, &result, &payload, &a.Queue)
-			a.Result = pretty(redact(result))
+			a.Result = pretty(redact.JSON(result))
 			a.Payload = pretty(d.redactPayload(a.Class, payload))
 			return a, err
 		})
@@ -208,11 +209,11 @@ func (d *Dashboard) runDetail(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) redactPayload(class string, payload json.RawMessage) json.RawMessage {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(payload, &m) != nil {
-		return redact(payload)
+		return redact.JSON(payload)
 	}
 	if params, ok := m["parameters"]; ok {
 		m["parameters"] = d.cfg.Registry.Redact(class, params)
 	}
 	b, _ := json.Marshal(m)
-	return redact(b)
+	return redact.JSON(b)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 	"github.com/atis-edu/atis-scheduler/internal/schedule"
 )
 
@@ -177,7 +178,7 @@ func (d *Dashboard) scheduleDetail(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, fmt.Errorf("read schedule %d: %w", id, err))
 		return
 	}
-	p.Parameters = pretty(redact(d.cfg.Registry.Redact(p.S.Class, params)))
+	p.Parameters = pretty(redact.JSON(d.cfg.Registry.Redact(p.S.Class, params)))
 	p.Fires, p.FiresErr = nextFireTimes(p.S, d.cfg.Now(), 10)
 	if p.Runs, err = d.attempts(ctx, runFilter{ScheduleIDs: []int64{id}}, 20); err != nil {
 		d.fail(w, r, err)

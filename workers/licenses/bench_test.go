@@ -33,7 +33,7 @@ func BenchmarkCheck100k(b *testing.B) {
 		require.NoError(b, err)
 		_, err = pool.Exec(ctx, "ANALYZE licenses")
 		require.NoError(b, err)
-		class := licenses.Class{Pool: pool, Now: func() time.Time { return now }}
+		class := licenses.Checker{Pool: pool, Now: func() time.Time { return now }}
 
 		start := time.Now()
 		first, err := class.Check(ctx, nil)

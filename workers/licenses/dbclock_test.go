@@ -31,7 +31,7 @@ func TestBakuClockedExpiry(t *testing.T) {
 	check := func(at string) string {
 		now, err := time.Parse(time.RFC3339, at)
 		require.NoError(t, err)
-		_, err = licenses.Class{Pool: pool, Now: func() time.Time { return now }}.Check(ctx, []int{})
+		_, err = licenses.Checker{Pool: pool, Now: func() time.Time { return now }}.Check(ctx, []int{})
 		require.NoError(t, err)
 		return dbtest.Scalar[string](t, pool, "SELECT status FROM licenses WHERE id = $1", id)
 	}

@@ -46,7 +46,7 @@ func TestEncryptedConfig(t *testing.T) {
 		t.Parallel()
 
 		b := setupEncrypted(t)
-		class := licenses.Class{Pool: b.pool, AppKeys: laravelcrypt.Keys{appKey}, Now: func() time.Time { return now }}
+		class := licenses.Checker{Pool: b.pool, AppKeys: laravelcrypt.Keys{appKey}, Now: func() time.Time { return now }}
 		res, err := class.Check(ctx, nil)
 		require.NoError(t, err)
 		require.Equal(t, map[string]int{"10": 1, "6": 1}, res.Warned)
@@ -71,7 +71,7 @@ func TestEncryptedConfig(t *testing.T) {
 		_, err := b.pool.Exec(ctx, `INSERT INTO system_configs (config_key, scope, config_value, data_type, is_encrypted)
 			VALUES ('licenses.expiry_warning_days', 'global', $1, 'json', true)`, encrypted(t, `{"days": 4000}`))
 		require.NoError(t, err)
-		class := licenses.Class{Pool: b.pool, AppKeys: laravelcrypt.Keys{appKey}, Now: func() time.Time { return now }}
+		class := licenses.Checker{Pool: b.pool, AppKeys: laravelcrypt.Keys{appKey}, Now: func() time.Time { return now }}
 		_, err = class.Check(ctx, nil)
 		require.EqualError(t, err, "malformed licenses.expiry_warning_days: system_configs licenses.expiry_warning_days (scope global): "+
 			"the decrypted value is not a list of whole days such as [30, 7, 1]")

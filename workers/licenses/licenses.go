@@ -14,7 +14,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 
 	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
 	"github.com/atis-edu/atis-scheduler/internal/settings"
@@ -31,13 +30,9 @@ const DefaultPageSize = 1000
 // ConfigKey is the system_configs key of the warning thresholds.
 const ConfigKey = "licenses.expiry_warning_days"
 
-// Class is the license_expiry_check job class.
-//
-// Parameters: warning_days (list of whole days, e.g. [30, 7, 1]); when
-// absent, system_configs key licenses.expiry_warning_days for the license's
-// module (scope 'module', scope_id = system_modules.id), else global, else
-// [30, 7, 1].
-type Class struct {
+// Checker checks every license's expiry: it expires the licenses past
+// their date and warns of those near it, with notifications and audit rows.
+type Checker struct {
 	// Pool is the database.
 	Pool *pgxpool.Pool
 
@@ -52,28 +47,13 @@ type Class struct {
 	Now func() time.Time
 }
 
-// Args are the River args of a license_expiry_check run.
-type Args struct{ workers.Args }
-
-// Kind is the River job kind.
-func (Args) Kind() string { return "license_expiry_check" }
-
 type params struct {
 	WarningDays json.RawMessage `json:"warning_days"`
 }
 
-// Name implements workers.Class.
-func (Class) Name() string { return Args{}.Kind() }
-
-// ValidateParameters implements workers.Class.
-func (Class) ValidateParameters(raw json.RawMessage) error {
-	_, err := parseParams(raw)
-	return err
-}
-
 func parseParams(raw json.RawMessage) ([]int, error) {
 	var p params
-	if err := workers.DecodeParameters("license_expiry_check", raw, &p); err != nil {
+	if err := workers.DecodeParameters(Name, raw, &p); err != nil {
 		return nil, err
 	}
 	if len(p.WarningDays) == 0 || string(p.WarningDays) == "null" {
@@ -109,26 +89,6 @@ func parseDays(raw json.RawMessage) ([]int, error) {
 	return days, nil
 }
 
-// AddWorker implements workers.Class.
-func (c Class) AddWorker(w *river.Workers) error { return river.AddWorkerSafely(w, &worker{class: c}) }
-
-type worker struct {
-	river.WorkerDefaults[Args]
-	class Class
-}
-
-func (w *worker) Timeout(*river.Job[Args]) time.Duration { return 30 * time.Minute }
-
-func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
-	days, err := parseParams(job.Args.Parameters)
-	if err != nil {
-		return workers.Permanent(err)
-	}
-	res, err := w.class.Check(ctx, days)
-	workers.SetResult(ctx, res)
-	return err
-}
-
 // Result counts what one check did; it is the run's job_logs.result.
 type Result struct {
 	Checked int            `json:"checked"`
@@ -145,7 +105,7 @@ type Result struct {
 // status under the row lock, and warnings are keyed on (license, expiry
 // date, threshold). A malformed threshold config does not stop expiries: it
 // skips the warnings it governs and fails the run with its message.
-func (c Class) Check(ctx context.Context, warningDays []int) (Result, error) {
+func (c Checker) Check(ctx context.Context, warningDays []int) (Result, error) {
 	res := Result{Warned: map[string]int{}}
 	clock := c.Now
 	if clock == nil {
@@ -185,7 +145,7 @@ type license struct {
 	ExpiresAt     *time.Time
 }
 
-func (c Class) checkPage(ctx context.Context, now time.Time, after int64, th thresholds, res *Result) (n int, last int64, err error) {
+func (c Checker) checkPage(ctx context.Context, now time.Time, after int64, th thresholds, res *Result) (n int, last int64, err error) {
 	err = pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT l.id, l.module_code, m.id, m.name, l.institution_id,
 				(SELECT to_jsonb(i) ->> 'name' FROM institutions i WHERE i.id = l.institution_id), l.expires_at

@@ -23,7 +23,7 @@ var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
 type testBundle struct {
 	pool        *pgxpool.Pool
-	class       licenses.Class
+	class       licenses.Checker
 	lms, hr     int64 // system_modules ids
 	institution int64
 }
@@ -36,7 +36,7 @@ func setup(t *testing.T) *testBundle {
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO system_modules (name, code) VALUES ('Learning', 'lms') RETURNING id`).Scan(&b.lms))
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO system_modules (name, code) VALUES ('Human resources', 'hr') RETURNING id`).Scan(&b.hr))
 	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO institutions DEFAULT VALUES RETURNING id`).Scan(&b.institution))
-	b.class = licenses.Class{Pool: pool, Now: func() time.Time { return now }}
+	b.class = licenses.Checker{Pool: pool, Now: func() time.Time { return now }}
 	return b
 }
 
@@ -167,7 +167,7 @@ func TestAMonthOfRunsWarnsOnceEach(t *testing.T) {
 	b := setup(t)
 	id := b.license(t, "active", "lms", in(31*day), true)
 	clock := now
-	class := licenses.Class{Pool: b.pool, Now: func() time.Time { return clock }}
+	class := licenses.Checker{Pool: b.pool, Now: func() time.Time { return clock }}
 	for step := 0; step <= 32*8; step++ {
 		clock = now.Add(time.Duration(step) * 3 * time.Hour)
 		_, err := class.Check(ctx, nil)
@@ -195,7 +195,7 @@ func TestConcurrentChecksProduceEachEventOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for range 4 {
-		class := licenses.Class{Pool: dbtest.Pool(t, b.pool.Config().ConnString()), PageSize: 7, Now: func() time.Time { return now }}
+		class := licenses.Checker{Pool: dbtest.Pool(t, b.pool.Config().ConnString()), PageSize: 7, Now: func() time.Time { return now }}
 		wg.Go(func() {
 			_, err := class.Check(ctx, nil)
 			errs <- err
@@ -226,7 +226,7 @@ func TestRenewalWarnsAgain(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, res.Warned, "65 days left: nothing to say")
 
-	later := licenses.Class{Pool: b.pool, Now: func() time.Time { return now.Add(40 * day) }} // 25 days left
+	later := licenses.Checker{Pool: b.pool, Now: func() time.Time { return now.Add(40 * day) }} // 25 days left
 	res, err = later.Check(ctx, nil)
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{"30": 1}, res.Warned, "the new expiry date warns again")
@@ -302,7 +302,7 @@ func TestMalformedConfigIsAnErrorNotIgnored(t *testing.T) {
 	b.license(t, "active", "lms", in(2*day), true)
 	b.license(t, "active", "hr", in(2*day), true)
 
-	h := schedtest.Start(t, b.pool, b.class)
+	h := schedtest.Start(t, b.pool, licenses.New(b.class))
 	out := h.Run(t, "license_expiry_check", map[string]any{})
 	require.Equal(t, "failed", out.Status)
 	require.Equal(t, `malformed licenses.expiry_warning_days: system_configs licenses.expiry_warning_days (scope global): `+
@@ -323,10 +323,10 @@ func TestParametersAreChecked(t *testing.T) {
 		`{"warning_days": "soon"}`:  "license_expiry_check parameters: warning_days: expected a list of whole days such as [30, 7, 1], got soon",
 		`{"days": [1]}`:             `license_expiry_check parameters: json: unknown field "days"`,
 	} {
-		require.EqualError(t, licenses.Class{}.ValidateParameters(json.RawMessage(params)), want)
+		require.EqualError(t, licenses.New(licenses.Checker{}).ValidateParameters(json.RawMessage(params)), want)
 	}
-	require.NoError(t, licenses.Class{}.ValidateParameters(json.RawMessage(`{"warning_days": [14, 3]}`)))
-	require.NoError(t, licenses.Class{}.ValidateParameters(nil))
+	require.NoError(t, licenses.New(licenses.Checker{}).ValidateParameters(json.RawMessage(`{"warning_days": [14, 3]}`)))
+	require.NoError(t, licenses.New(licenses.Checker{}).ValidateParameters(nil))
 }
 
 func TestDefaultScheduleExists(t *testing.T) {

@@ -6,15 +6,11 @@ package links
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-
-	"github.com/atis-edu/atis-scheduler/workers"
 )
 
 // Source is a table holding polymorphic links.
@@ -37,38 +33,10 @@ var Sources = []Source{
 	{Name: "audit_logs", Schema: "public", Table: "audit_logs", TypeCol: "auditable_type", IDCol: "auditable_id", IDType: "bigint"},
 }
 
-// Class is the linked_record_cleanup job class. It takes no parameters.
-type Class struct {
+// Cleaner clears the polymorphic links that point at rows gone, and
+// counts the dead links of append-only logs.
+type Cleaner struct {
 	Pool *pgxpool.Pool
-}
-
-// Args are the River args of a linked_record_cleanup run.
-type Args struct{ workers.Args }
-
-// Kind is the River job kind.
-func (Args) Kind() string { return "linked_record_cleanup" }
-
-// Name implements workers.Class.
-func (Class) Name() string { return Args{}.Kind() }
-
-// ValidateParameters accepts none.
-func (Class) ValidateParameters(raw json.RawMessage) error {
-	var p struct{}
-	return workers.DecodeParameters("linked_record_cleanup", raw, &p)
-}
-
-// AddWorker implements workers.Class.
-func (c Class) AddWorker(w *river.Workers) error { return river.AddWorkerSafely(w, &worker{class: c}) }
-
-type worker struct {
-	river.WorkerDefaults[Args]
-	class Class
-}
-
-func (w *worker) Work(ctx context.Context, _ *river.Job[Args]) error {
-	res, err := w.class.Clean(ctx)
-	workers.SetResult(ctx, res)
-	return err
 }
 
 // Result is a run's job_logs.result: by source table, then by linked_table
@@ -87,7 +55,7 @@ type target struct {
 }
 
 // Clean runs one pass over every source.
-func (c Class) Clean(ctx context.Context) (Result, error) {
+func (c Cleaner) Clean(ctx context.Context) (Result, error) {
 	res := Result{Cleared: map[string]map[string]int64{}, Orphans: map[string]map[string]int64{},
 		Unresolved: map[string]map[string]int64{}, Incompatible: map[string]map[string]string{}}
 	catalogue, err := loadCatalogue(ctx, c.Pool)
@@ -181,7 +149,7 @@ func compatible(idType, keyType string) bool {
 	}
 }
 
-func (c Class) linkValues(ctx context.Context, s Source) (map[string]int64, error) {
+func (c Cleaner) linkValues(ctx context.Context, s Source) (map[string]int64, error) {
 	rows, err := c.Pool.Query(ctx, fmt.Sprintf(`SELECT %[2]s, count(*) FROM %[1]s WHERE %[2]s IS NOT NULL AND %[3]s IS NOT NULL GROUP BY 1`,
 		pgx.Identifier{s.Schema, s.Table}.Sanitize(), pgx.Identifier{s.TypeCol}.Sanitize(), pgx.Identifier{s.IDCol}.Sanitize()))
 	if err != nil {
@@ -208,7 +176,7 @@ func deadLinks(s Source, t target) string {
 		pgx.Identifier{t.schema, t.table}.Sanitize(), pgx.Identifier{t.key}.Sanitize())
 }
 
-func (c Class) countDead(ctx context.Context, s Source, value string, t target) (int64, error) {
+func (c Cleaner) countDead(ctx context.Context, s Source, value string, t target) (int64, error) {
 	var n int64
 	err := c.Pool.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{s.Schema, s.Table}.Sanitize()+` s WHERE `+deadLinks(s, t), value).Scan(&n)
 	return n, err
@@ -217,7 +185,7 @@ func (c Class) countDead(ctx context.Context, s Source, value string, t target) 
 // clear sets dead links of a mutable source to NULL and writes, in the same
 // statement, one platform.audit_logs row per cleared link with the link it
 // had.
-func (c Class) clear(ctx context.Context, s Source, value string, t target) (int64, error) {
+func (c Cleaner) clear(ctx context.Context, s Source, value string, t target) (int64, error) {
 	rel := pgx.Identifier{s.Schema, s.Table}.Sanitize()
 	typeCol, idCol := pgx.Identifier{s.TypeCol}.Sanitize(), pgx.Identifier{s.IDCol}.Sanitize()
 	tag, err := c.Pool.Exec(ctx, `WITH dead AS (

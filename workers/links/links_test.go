@@ -50,7 +50,7 @@ func TestClean(t *testing.T) {
 		('create', 'x', 'students', $1), ('delete', 'x', 'students', $2), ('delete', 'x', 'students', $2)`, aliveStudent, goneStudent)
 	exec(`INSERT INTO activity_logs (activity_type, entity_type, entity_id) VALUES ('x', 'payments', 7), ('x', 'payments', 8), ('x', 'students', 1)`)
 
-	res, err := links.Class{Pool: pool}.Clean(ctx)
+	res, err := links.Cleaner{Pool: pool}.Clean(ctx)
 	require.NoError(t, err)
 
 	require.Equal(t, map[string]map[string]int64{"platform.global_settings": {"students": 1, "Class Rooms": 1}}, res.Cleared)
@@ -83,7 +83,7 @@ func TestClean(t *testing.T) {
 	require.Equal(t, 2, dbtest.Scalar[int](t, pool, "SELECT count(*) FROM platform.audit_logs WHERE resource = 'global_settings'"))
 
 	// A second run finds nothing more to clear.
-	res, err = links.Class{Pool: pool}.Clean(ctx)
+	res, err = links.Cleaner{Pool: pool}.Clean(ctx)
 	require.NoError(t, err)
 	require.Empty(t, res.Cleared)
 }
@@ -92,12 +92,12 @@ func TestThroughTheScheduler(t *testing.T) {
 	t.Parallel()
 
 	pool := dbtest.NewPool(t)
-	h := schedtest.Start(t, pool, links.Class{Pool: pool})
+	h := schedtest.Start(t, pool, links.New(links.Cleaner{Pool: pool}))
 	out := h.Run(t, "linked_record_cleanup", map[string]any{})
 	require.Equal(t, "completed", out.Status, out.Error)
 	var res links.Result
 	require.NoError(t, json.Unmarshal(out.Result, &res))
 	require.Empty(t, res.Cleared)
-	require.EqualError(t, links.Class{}.ValidateParameters(json.RawMessage(`{"tables": 1}`)),
+	require.EqualError(t, links.New(links.Cleaner{}).ValidateParameters(json.RawMessage(`{"tables": 1}`)),
 		`linked_record_cleanup parameters: json: unknown field "tables"`, "parameters it does not take are rejected")
 }

@@ -52,7 +52,7 @@ func BenchmarkPurge(b *testing.B) {
 			time.Sleep(3 * time.Second)
 			idle = max(idle, w.p99()) // the calmer of two idle spells is not the baseline: take the worse
 			w.reset()
-			class := retention.Class{Pool: pool, Now: func() time.Time { return benchNow }}
+			class := retention.Purger{Pool: pool, Now: func() time.Time { return benchNow }}
 			began = time.Now()
 			res, err := class.Purge(ctx, retention.Params{}) // activity_logs' default: 365 days
 			took := time.Since(began)

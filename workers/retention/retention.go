@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 
 	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
 	"github.com/atis-edu/atis-scheduler/internal/settings"
@@ -77,12 +76,9 @@ type Observer interface {
 	RetentionDeleted(table string, n int64)
 }
 
-// Class is the log_retention job class.
-//
-// Parameters: tables (object: table name → days to keep; 0 keeps forever),
-// batch_size (rows per batch, default 5000), budget_seconds (default 600),
-// archive_dir (absolute path; default ATIS_ARCHIVE_DIR; empty: no archive).
-type Class struct {
+// Purger deletes the rows of every log table older than its retention, in
+// batches, archiving them first when asked, with an audit row per table.
+type Purger struct {
 	// Pool is the database.
 	Pool *pgxpool.Pool
 	// AppKeys decrypt encrypted system_configs values (ATIS_APP_KEY).
@@ -98,12 +94,6 @@ type Class struct {
 	Now func() time.Time
 }
 
-// Args are the River args of a log_retention run.
-type Args struct{ workers.Args }
-
-// Kind is the River job kind.
-func (Args) Kind() string { return "log_retention" }
-
 // Params are a run's parameters.
 type Params struct {
 	Tables        map[string]json.RawMessage `json:"tables"`
@@ -114,18 +104,9 @@ type Params struct {
 	budgetOverride time.Duration // tests: a budget shorter than a second
 }
 
-// Name implements workers.Class.
-func (Class) Name() string { return Args{}.Kind() }
-
-// ValidateParameters implements workers.Class.
-func (Class) ValidateParameters(raw json.RawMessage) error {
-	_, err := parseParams(raw)
-	return err
-}
-
 func parseParams(raw json.RawMessage) (Params, error) {
 	var p Params
-	if err := workers.DecodeParameters("log_retention", raw, &p); err != nil {
+	if err := workers.DecodeParameters(Name, raw, &p); err != nil {
 		return p, err
 	}
 	for name, v := range p.Tables {
@@ -153,30 +134,6 @@ func targetNames() string {
 		names[i] = t.Name
 	}
 	return strings.Join(names, ", ")
-}
-
-// AddWorker implements workers.Class.
-func (c Class) AddWorker(w *river.Workers) error { return river.AddWorkerSafely(w, &worker{class: c}) }
-
-type worker struct {
-	river.WorkerDefaults[Args]
-	class Class
-}
-
-// Timeout leaves room past the budget for the batch in flight.
-func (w *worker) Timeout(job *river.Job[Args]) time.Duration {
-	p, _ := parseParams(job.Args.Parameters)
-	return p.budget() + 5*time.Minute
-}
-
-func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
-	p, err := parseParams(job.Args.Parameters)
-	if err != nil {
-		return workers.Permanent(err)
-	}
-	res, err := w.class.Purge(ctx, p)
-	workers.SetResult(ctx, res)
-	return err
 }
 
 func (p Params) budget() time.Duration {
@@ -215,7 +172,7 @@ type Result struct {
 // Purge runs one retention pass over every target, within the budget. A
 // table that does not exist is noted and skipped; a malformed setting skips
 // its table and fails the run once the others are done.
-func (c Class) Purge(ctx context.Context, p Params) (Result, error) {
+func (c Purger) Purge(ctx context.Context, p Params) (Result, error) {
 	res := Result{Tables: map[string]*TableResult{}}
 	clock := c.Now
 	if clock == nil {
@@ -298,7 +255,7 @@ func tableExists(ctx context.Context, pool *pgxpool.Pool, t Target) (bool, error
 // sequentially whatever the rows' order, so its cost stays flat, and the
 // range adapts so a batch removes about batchSize rows in well under 100 ms.
 // A pass that the budget stops is continued by the next run.
-func (c Class) purgeTable(ctx context.Context, t Target, tr *TableResult, batchSize int, deadline time.Time, arch *archive) error {
+func (c Purger) purgeTable(ctx context.Context, t Target, tr *TableResult, batchSize int, deadline time.Time, arch *archive) error {
 	rel := pgx.Identifier{t.Schema, t.Table}.Sanitize()
 	var nblocks int64
 	if err := c.Pool.QueryRow(ctx, `SELECT pg_relation_size($1::regclass) / current_setting('block_size')::int`, rel).Scan(&nblocks); err != nil {
@@ -364,7 +321,7 @@ func (c Class) purgeTable(ctx context.Context, t Target, tr *TableResult, batchS
 // batch deletes one block range in a transaction of its own; with an
 // archive, the deleted rows are written and fsynced before the commit, and a
 // failed write rolls the delete back.
-func (c Class) batch(ctx context.Context, stmt string, from, to int64, cutoff time.Time, arch *archive) (int64, error) {
+func (c Purger) batch(ctx context.Context, stmt string, from, to int64, cutoff time.Time, arch *archive) (int64, error) {
 	var n int64
 	err := pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error {
 		// Asynchronous commit: the batch does not wait for its WAL flush,
@@ -430,7 +387,7 @@ func percentile(ds []time.Duration, q float64) float64 {
 
 // audit writes the one audit_logs row of a table's purge: retention is the
 // only path that removes audit rows, so it is audited itself.
-func (c Class) audit(ctx context.Context, t Target, tr *TableResult) error {
+func (c Purger) audit(ctx context.Context, t Target, tr *TableResult) error {
 	values, _ := json.Marshal(map[string]any{"table": t.Name, "cutoff": tr.Cutoff, "rows_deleted": tr.Deleted,
 		"days": tr.Days, "archive_file": tr.ArchiveFile, "complete": tr.Complete})
 	_, err := c.Pool.Exec(ctx, `INSERT INTO audit_logs (event, auditable_type, new_values, tags)

@@ -28,13 +28,13 @@ func ago(days int) time.Time { return now.Add(-time.Duration(days) * 24 * time.H
 
 type bundle struct {
 	pool  *pgxpool.Pool
-	class retention.Class
+	class retention.Purger
 }
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	pool := dbtest.NewPool(t)
-	return &bundle{pool: pool, class: retention.Class{Pool: pool, Now: func() time.Time { return now }}}
+	return &bundle{pool: pool, class: retention.Purger{Pool: pool, Now: func() time.Time { return now }}}
 }
 
 func (b *bundle) exec(t *testing.T, sql string, args ...any) {
@@ -237,9 +237,9 @@ func TestParametersAreChecked(t *testing.T) {
 		`{"budget_seconds": -5}`:             `log_retention parameters: budget_seconds -5 must not be negative`,
 		`{"tables": {"audit_logs": "many"}}`: `log_retention parameters: tables.audit_logs: expected whole days`,
 	} {
-		require.ErrorContains(t, retention.Class{}.ValidateParameters(json.RawMessage(params)), want, params)
+		require.ErrorContains(t, retention.New(retention.Purger{}).ValidateParameters(json.RawMessage(params)), want, params)
 	}
-	require.NoError(t, retention.Class{}.ValidateParameters(json.RawMessage(`{"tables": {"platform.audit_logs": 3650}, "batch_size": 1000}`)))
+	require.NoError(t, retention.New(retention.Purger{}).ValidateParameters(json.RawMessage(`{"tables": {"platform.audit_logs": 3650}, "batch_size": 1000}`)))
 }
 
 func TestArchiveThenDelete(t *testing.T) {
@@ -371,7 +371,7 @@ func TestThroughTheScheduler(t *testing.T) {
 
 	b := setup(t)
 	b.exec(t, `INSERT INTO performance_metrics (metric_type, name, value, unit, timestamp) VALUES ('x', 'old', 1, 'ms', $1)`, ago(400))
-	h := schedtest.Start(t, b.pool, retention.Class{Pool: b.pool})
+	h := schedtest.Start(t, b.pool, retention.New(retention.Purger{Pool: b.pool}))
 	out := h.Run(t, "log_retention", map[string]any{"tables": map[string]int{"performance_metrics": 30}})
 	require.Equal(t, "completed", out.Status, out.Error)
 	var res retention.Result

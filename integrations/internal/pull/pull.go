@@ -20,11 +20,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/integrations/provider"
+	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
+
 	"github.com/hashicorp/go-retryablehttp"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/internal/origin"
-	"github.com/atis-edu/atis-scheduler/workers"
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 )
 
 // DefaultMaxRetries is how often a failed request is retried (connection
@@ -93,7 +95,7 @@ func ParseURL(provider, key, raw string) (*url.URL, error) {
 	case raw == "":
 		return nil, fmt.Errorf("%s config: %q is required", provider, key)
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		return nil, fmt.Errorf("%s config: %q %q is not an absolute http(s) URL", provider, key, workers.RedactURL(raw))
+		return nil, fmt.Errorf("%s config: %q %q is not an absolute http(s) URL", provider, key, redact.URL(raw))
 	case u.User != nil:
 		return nil, fmt.Errorf("%s config: %q has a user or password: put them in credentials", provider, key)
 	}
@@ -107,7 +109,7 @@ func ParseOrigins(provider string, list []string) ([]string, error) {
 		var err error
 		if out[i], err = origin.Parse(o); err != nil {
 			return nil, fmt.Errorf(`%s config: "allowed_origins" entry %d (%q) is not an origin like "https://cdn.example.org": %w`,
-				provider, i+1, workers.RedactURL(o), err)
+				provider, i+1, redact.URL(o), err)
 		}
 	}
 	return out, nil
@@ -182,7 +184,7 @@ func NewClient(ctx context.Context, engine *http.Client, o Options) (*Client, co
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	rc.CheckRetry = checkRetry
 	c.retry = rc
-	return c, integrations.WithRequestTimeout(ctx, c.timeout)
+	return c, ratelimit.WithRequestTimeout(ctx, c.timeout)
 }
 
 // secretHeaders names every header that carries a credential or was
@@ -200,18 +202,18 @@ func (c *Client) secretHeaders() []string {
 
 // Get requests target (page n of the sync) and returns the response of a
 // 2xx answer; the caller closes its body. A 401 or 403 is an
-// *integrations.AuthError. A target on an origin that may not receive the
+// *provider.AuthError. A target on an origin that may not receive the
 // credentials is refused before any request goes there: only a next page
 // can be one (http_json's), the first is at Base.
 func (c *Client) Get(ctx context.Context, target string, page int) (*http.Response, error) {
-	shown := workers.RedactURL(target)
+	shown := redact.URL(target)
 	u, err := url.Parse(target)
 	if err != nil {
 		return nil, fmt.Errorf("page %d: %s is not a URL", page, shown)
 	}
 	if o := origin.Of(u); !slices.Contains(c.trusted, o) {
 		return nil, fmt.Errorf("%w: page %d: the next page is on %s, not on the integration's origin %s; add it to config.allowed_origins to allow it",
-			integrations.ErrPermanent, page, o, c.origin)
+			provider.ErrPermanent, page, o, c.origin)
 	}
 	r, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
@@ -233,7 +235,7 @@ func (c *Client) Get(ctx context.Context, target string, page int) (*http.Respon
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		resp.Body.Close()
-		return nil, &integrations.AuthError{Status: resp.StatusCode, Page: page}
+		return nil, &provider.AuthError{Status: resp.StatusCode, Page: page}
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		resp.Body.Close()
 		return nil, fmt.Errorf("page %d: %s answered %d %s", page, shown, resp.StatusCode, http.StatusText(resp.StatusCode))
@@ -251,7 +253,7 @@ func describe(err error, timeout time.Duration, target string) string {
 	case strings.Contains(err.Error(), "stopped after") && strings.Contains(err.Error(), "redirects"):
 		return "too many redirects (a redirect loop?)"
 	default:
-		return workers.RedactError(err, target)
+		return redact.Error(err, target)
 	}
 }
 
@@ -303,7 +305,7 @@ func Preview(b []byte) string {
 // checkRetry is retryablehttp's default policy, except that a wait for the
 // rate limit that would pass the run's deadline is final.
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
-	if _, late := errors.AsType[*integrations.RateLimitWaitError](err); late {
+	if _, late := errors.AsType[*ratelimit.WaitError](err); late {
 		return false, nil
 	}
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)

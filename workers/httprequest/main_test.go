@@ -1,4 +1,4 @@
-package workers_test
+package httprequest_test
 
 import (
 	"testing"

@@ -1,4 +1,7 @@
-package integrations
+// Package provider is the contract between the sync engine and the pull
+// providers (http_json, scim, ics, csv): what a provider is asked and what
+// it answers. A provider package imports this, never the engine.
+package provider
 
 import (
 	"context"
@@ -33,7 +36,7 @@ type FetchRequest struct {
 	Incremental bool
 	Since       time.Time
 	// Client makes every request: it honours the integration's rate limit
-	// and counts requests and retries.
+	// (ratelimit) and counts requests and retries.
 	Client *http.Client
 }
 
@@ -52,6 +55,14 @@ type Record struct {
 	ExternalID string
 	Payload    json.RawMessage
 }
+
+// ErrPermanent marks failures that no retry will fix (configuration).
+var ErrPermanent = errors.New("integrations: permanent failure")
+
+// ConfigError marks err, a provider's refusal of its integration's config
+// or credentials, as permanent: no retry fixes it, an admin must. The sync
+// log shows err's message.
+func ConfigError(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
 
 // ErrAuth is wrapped by a provider's error when the provider refused the
 // credentials (HTTP 401 or 403): a security event is recorded.

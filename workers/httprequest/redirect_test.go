@@ -1,4 +1,4 @@
-package workers_test
+package httprequest_test
 
 import (
 	"net/http"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/atis-edu/atis-scheduler/internal/schedtest"
-	"github.com/atis-edu/atis-scheduler/workers"
+	"github.com/atis-edu/atis-scheduler/workers/httprequest"
 )
 
 // TestHTTPRequestRedirect: an http_request run follows a redirect to another
@@ -30,7 +30,7 @@ func TestHTTPRequestRedirect(t *testing.T) {
 	setup := func(t *testing.T, sameOrigin bool) *testBundle {
 		t.Helper()
 		pool := dbtest.NewPool(t)
-		b := &testBundle{harness: schedtest.Start(t, pool, workers.HTTPRequestClass{Pool: pool})}
+		b := &testBundle{harness: schedtest.Start(t, pool, httprequest.New(httprequest.Config{Pool: pool}))}
 		land := func(w http.ResponseWriter, r *http.Request) {
 			b.mu.Lock()
 			b.landed = r.Header.Clone()

@@ -1,32 +1,33 @@
-package workers
+package httprequest
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 	"github.com/atis-edu/atis-scheduler/internal/settings"
+	"github.com/atis-edu/atis-scheduler/workers"
 )
 
 // An http_request header value is a string, or a reference to a
 // system_configs key (scope global) read at run time:
 // {"from_config": "lms.api_token"}.
-type httpHeader struct {
+type header struct {
 	name       string
 	value      string // set at run time for a reference
 	fromConfig string
 }
 
-// parseHTTPHeaders checks headers; its errors name the header, never its
+// parseHeaders checks headers; its errors name the header, never its
 // value.
-func parseHTTPHeaders(raw map[string]json.RawMessage) ([]httpHeader, error) {
-	out := make([]httpHeader, 0, len(raw))
+func parseHeaders(raw map[string]json.RawMessage) ([]header, error) {
+	out := make([]header, 0, len(raw))
 	for name, v := range raw {
-		h := httpHeader{name: name}
+		h := header{name: name}
 		if json.Unmarshal(v, &h.value) != nil {
 			ref, ok := configRef(v)
 			if !ok {
@@ -45,30 +46,13 @@ func configRef(raw json.RawMessage) (string, bool) {
 	if json.Unmarshal(raw, &v) != nil {
 		return "", false
 	}
-	return refKey(v)
+	return redact.ConfigRef(v)
 }
 
-// refKey is configRef on a decoded value.
-func refKey(v any) (string, bool) {
-	ref, ok := v.(map[string]any)
-	if !ok || len(ref) != 1 {
-		return "", false
-	}
-	key, ok := ref["from_config"].(string)
-	return key, ok && strings.TrimSpace(key) != ""
-}
-
-// IsConfigRef reports whether a decoded header value is a reference: it
-// names a key, holds no secret, and is shown as is.
-func IsConfigRef(v any) bool {
-	_, ok := refKey(v)
-	return ok
-}
-
-// httpParamSource reads what the queue does not carry: the parameters of a
+// paramSource reads what the queue does not carry: the parameters of a
 // run whose queued ones are redacted, from its schedule, and the values of
 // from_config headers, from system_configs.
-type httpParamSource struct {
+type paramSource struct {
 	settings settings.Reader // its Pool also holds the schedules
 }
 
@@ -76,7 +60,7 @@ type httpParamSource struct {
 // Whatever an admin must fix (a schedule gone, parameters that no longer
 // validate, a config key missing or unreadable) is permanent; a database
 // error is retried.
-func (s httpParamSource) params(ctx context.Context, args Args) (*httpRequestParams, error) {
+func (s paramSource) params(ctx context.Context, args workers.Args) (*Params, error) {
 	raw := args.Parameters
 	if args.ParametersRedacted {
 		var err error
@@ -84,12 +68,12 @@ func (s httpParamSource) params(ctx context.Context, args Args) (*httpRequestPar
 			return nil, err
 		}
 	}
-	p, err := parseHTTPRequestParams(raw)
+	p, err := parse(raw)
 	switch {
 	case err != nil && args.ParametersRedacted:
-		return nil, Permanent(fmt.Errorf("scheduled job %d: its parameters no longer validate: %w", args.ScheduledJobID, err))
+		return nil, workers.Permanent(fmt.Errorf("scheduled job %d: its parameters no longer validate: %w", args.ScheduledJobID, err))
 	case err != nil:
-		return nil, Permanent(err)
+		return nil, workers.Permanent(err)
 	}
 	for i, h := range p.headers {
 		if h.fromConfig == "" {
@@ -99,7 +83,7 @@ func (s httpParamSource) params(ctx context.Context, args Args) (*httpRequestPar
 		var verr *settings.ValueError
 		switch {
 		case errors.As(err, &verr):
-			return nil, Permanent(fmt.Errorf("http_request: header %q: %w", h.name, err))
+			return nil, workers.Permanent(fmt.Errorf("http_request: header %q: %w", h.name, err))
 		case err != nil:
 			return nil, fmt.Errorf("http_request: header %q: %w", h.name, err)
 		}
@@ -109,15 +93,15 @@ func (s httpParamSource) params(ctx context.Context, args Args) (*httpRequestPar
 
 // scheduleParameters reads the real parameters of a run whose queued ones
 // are redacted.
-func (s httpParamSource) scheduleParameters(ctx context.Context, id int64) (json.RawMessage, error) {
+func (s paramSource) scheduleParameters(ctx context.Context, id int64) (json.RawMessage, error) {
 	if s.settings.Pool == nil {
-		return nil, Permanent(errors.New("http_request: the queued parameters are redacted and no database is configured to read them"))
+		return nil, workers.Permanent(errors.New("http_request: the queued parameters are redacted and no database is configured to read them"))
 	}
 	var raw json.RawMessage
 	err := s.settings.Pool.QueryRow(ctx, `SELECT coalesce(parameters, '{}'::jsonb) FROM scheduled_jobs WHERE id = $1`, id).Scan(&raw)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return nil, Permanent(fmt.Errorf("http_request: scheduled job %d is gone: its parameters (redacted in the queue) cannot be read", id))
+		return nil, workers.Permanent(fmt.Errorf("http_request: scheduled job %d is gone: its parameters (redacted in the queue) cannot be read", id))
 	case err != nil:
 		return nil, fmt.Errorf("http_request: read the parameters of scheduled job %d: %w", id, err)
 	}
@@ -127,7 +111,7 @@ func (s httpParamSource) scheduleParameters(ctx context.Context, id int64) (json
 // configValue reads a from_config header's value: a string, or a number
 // or boolean as its JSON text. What an admin must fix is a
 // *settings.ValueError.
-func (s httpParamSource) configValue(ctx context.Context, key string) (string, error) {
+func (s paramSource) configValue(ctx context.Context, key string) (string, error) {
 	if s.settings.Pool == nil {
 		return "", &settings.ValueError{Name: key, Reason: "cannot be read: no database is configured"}
 	}
@@ -135,7 +119,7 @@ func (s httpParamSource) configValue(ctx context.Context, key string) (string, e
 	if err != nil {
 		return "", err
 	}
-	raw = UnwrapSetting(raw)
+	raw = workers.UnwrapSetting(raw)
 	var v any
 	_ = json.Unmarshal(raw, &v) // JSON from the database or from Decode
 	switch v := v.(type) {
@@ -146,8 +130,4 @@ func (s httpParamSource) configValue(ctx context.Context, key string) (string, e
 	default:
 		return "", &settings.ValueError{Name: key, Reason: "is not a string, a number or a boolean"}
 	}
-}
-
-func (c HTTPRequestClass) paramSource() httpParamSource {
-	return httpParamSource{settings: settings.Reader{Pool: c.Pool, Keys: c.AppKeys}}
 }

@@ -1,4 +1,4 @@
-package workers_test
+package httprequest_test
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 	"github.com/atis-edu/atis-scheduler/internal/schedtest"
 	"github.com/atis-edu/atis-scheduler/internal/settings/settingstest"
 	"github.com/atis-edu/atis-scheduler/workers"
+	"github.com/atis-edu/atis-scheduler/workers/httprequest"
 )
 
 var (
@@ -98,7 +99,7 @@ func TestHTTPRequestSecretsStayOutOfTheQueue(t *testing.T) {
 			pool := dbtest.NewPool(t)
 			exec(t, pool, `INSERT INTO system_configs (config_key, config_value, data_type) VALUES ('lms.tenant', '"tenant-1"', 'string')`)
 			server := newHeaderServer(t, status)
-			h := schedtest.Start(t, pool, workers.HTTPRequestClass{Pool: pool})
+			h := schedtest.Start(t, pool, httprequest.New(httprequest.Config{Pool: pool}))
 			out := h.Run(t, "http_request", map[string]any{"url": server.URL + "/hook",
 				"headers": map[string]any{"Authorization": "Bearer " + secret, "X-Api-Key": secret + "-key", "X-Tenant": map[string]string{"from_config": "lms.tenant"}}})
 			if status == http.StatusOK {
@@ -208,7 +209,7 @@ func TestHTTPRequestFromConfig(t *testing.T) {
 			pool := dbtest.NewPool(t)
 			tt.insert(t, pool)
 			server := newHeaderServer(t, http.StatusOK)
-			h := schedtest.Start(t, pool, workers.HTTPRequestClass{Pool: pool, AppKeys: tt.keys})
+			h := schedtest.Start(t, pool, httprequest.New(httprequest.Config{Pool: pool, AppKeys: tt.keys}))
 			key := tt.key
 			if key == "" {
 				key = "lms.token"
@@ -244,9 +245,9 @@ func TestHTTPRequestRunTimeParameters(t *testing.T) {
 	ctx := context.Background()
 	pool := dbtest.NewPool(t)
 	server := newHeaderServer(t, http.StatusNoContent)
-	class := workers.HTTPRequestClass{Pool: pool}
+	class := httprequest.New(httprequest.Config{Pool: pool})
 	redacted := func(params string) workers.Args {
-		return workers.Args{Parameters: class.Redact(json.RawMessage(params)), ParametersRedacted: true}
+		return workers.Args{Parameters: httprequest.Redact(json.RawMessage(params)), ParametersRedacted: true}
 	}
 	schedule := func(t *testing.T, params string) int64 {
 		t.Helper()
@@ -255,13 +256,15 @@ func TestHTTPRequestRunTimeParameters(t *testing.T) {
 			VALUES ('h', 'http_request', '0 0 1 1 *', $1, false) RETURNING id`, params).Scan(&id))
 		return id
 	}
-	work := func(t *testing.T, class workers.HTTPRequestClass, args workers.Args) *rivertest.WorkResult {
+	work := func(t *testing.T, class workers.Class, args workers.Args) *rivertest.WorkResult {
 		t.Helper()
 		tx, err := pool.Begin(ctx)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = tx.Rollback(ctx) })
-		res, err := rivertest.NewWorker(t, riverpgxv5.New(pool), &river.Config{}, class.Worker()).
-			Work(ctx, t, tx, workers.HTTPRequestArgs{Args: args}, nil)
+		worker, ok := workers.WorkerOf(class)
+		require.True(t, ok)
+		res, err := rivertest.NewWorker(t, riverpgxv5.New(pool), &river.Config{}, worker).
+			Work(ctx, t, tx, workers.NewRunArgs(httprequest.Name, args), nil)
 		require.NoError(t, err)
 		return res
 	}
@@ -295,7 +298,7 @@ func TestHTTPRequestRunTimeParameters(t *testing.T) {
 	t.Run("NoDatabase", func(t *testing.T) {
 		args := redacted(valid)
 		args.ScheduledJobID = schedule(t, valid)
-		res := work(t, workers.HTTPRequestClass{}, args)
+		res := work(t, httprequest.New(httprequest.Config{}), args)
 		require.Equal(t, river.EventKindJobCancelled, res.EventKind)
 		require.Equal(t, "http_request: the queued parameters are redacted and no database is configured to read them", lastError(res))
 	})
@@ -307,7 +310,7 @@ func TestHTTPRequestRunTimeParameters(t *testing.T) {
 func TestHTTPRequestHeaderValues(t *testing.T) {
 	t.Parallel()
 
-	class := workers.HTTPRequestClass{}
+	class := httprequest.New(httprequest.Config{})
 	tests := []struct {
 		headers string
 		wantErr string
@@ -329,9 +332,9 @@ func TestHTTPRequestHeaderValues(t *testing.T) {
 		require.NotContains(t, err.Error(), "SECRET")
 		require.NotContains(t, err.Error(), "12345")
 	}
-	shown := class.Redact(json.RawMessage(`{"url": "https://u:p-SECRET@example.test/x?k=q-SECRET",
+	shown := httprequest.Redact(json.RawMessage(`{"url": "https://u:p-SECRET@example.test/x?k=q-SECRET",
 		"headers": {"A": "v-SECRET", "B": {"from_config": "lms.token"}, "C": {"from_config": "k", "value": "v-SECRET"}}}`))
-	require.JSONEq(t, `{"url": "https://example.test/x?k=redacted",
+	require.JSONEq(t, `{"url": "https://[redacted]@example.test/x?k=[redacted]",
 		"headers": {"A": "[redacted]", "B": {"from_config": "lms.token"}, "C": "[redacted]"}}`, string(shown))
 }
 

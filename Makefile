@@ -50,7 +50,7 @@ lint: ## go vet and gofmt
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-# `make bench` runs every other package's benchmarks first, then internal/bench,
+# `make bench` runs every other package's benchmarks first, then internal/testkit/bench,
 # which prints one table: issue 10's scenarios and the rows the others passed
 # on through ATIS_BENCH_TABLE. Benchmarks run one package at a time.
 BENCH_TABLE := $(abspath $(BIN))/bench-table.jsonl
@@ -60,8 +60,8 @@ DURABLE_DB   = $(if $(TEST_DATABASE_URL),,$(BIN)/atis-devdb -durable -env TEST_D
 bench: build ## Run the benchmarks (on a durable cluster, ~15 min) and print one table of figures, baselines and targets
 	@rm -f $(BENCH_TABLE)
 	$(DURABLE_DB) env ATIS_BENCH_TABLE=$(BENCH_TABLE) \
-		$(GO) test $(BENCH_FLAGS) $$($(GO) list ./... | grep -v '/internal/bench$$')
-	$(DURABLE_DB) env ATIS_BENCH_TABLE=$(BENCH_TABLE) $(GO) test $(BENCH_FLAGS) ./internal/bench/
+		$(GO) test $(BENCH_FLAGS) $$($(GO) list ./... | grep -v '/internal/testkit/bench$$')
+	$(DURABLE_DB) env ATIS_BENCH_TABLE=$(BENCH_TABLE) $(GO) test $(BENCH_FLAGS) ./internal/testkit/bench/
 
 screenshot: build ## Regenerate docs/dashboard.png (README's picture of the dashboard) with the browser test
 	$(WITH_TEST_DB) env ATIS_DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png \

@@ -10,7 +10,7 @@ import (
 	"github.com/atis-edu/atis-scheduler/integrations/csv"
 	"github.com/atis-edu/atis-scheduler/integrations/ics"
 	"github.com/atis-edu/atis-scheduler/integrations/scim"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 )
 
 // setupPull is setup with the pull providers registered too; csv may read

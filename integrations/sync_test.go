@@ -24,8 +24,8 @@ import (
 	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/httpjson"
 	"github.com/atis-edu/atis-scheduler/internal/advisorylock"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
-	"github.com/atis-edu/atis-scheduler/internal/schedtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/schedtest"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }

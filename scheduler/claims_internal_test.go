@@ -9,8 +9,8 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 

@@ -8,10 +8,11 @@ import (
 	"math"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 	"github.com/atis-edu/atis-scheduler/internal/schedule"
 	"github.com/atis-edu/atis-scheduler/workers"
-	"github.com/jackc/pgx/v5"
 )
 
 // Misfire policies (scheduled_jobs.misfire_policy): what a row that missed

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 )
 

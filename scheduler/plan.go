@@ -7,10 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 	"github.com/atis-edu/atis-scheduler/internal/schedule"
 	"github.com/atis-edu/atis-scheduler/workers"
-	"github.com/jackc/pgx/v5"
 )
 
 // plan computes next_run_at for rows that were inserted or whose schedule

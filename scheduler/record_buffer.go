@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/atis-edu/atis-scheduler/scheduler/joblog"
 )
 
 // record is one thing the Recorder writes about an attempt: its start, its
@@ -21,13 +23,7 @@ type record struct {
 	end   *outcome  // set: the attempt ended
 }
 
-// attemptKey names one attempt of one River job.
-type attemptKey struct {
-	jobID   int64
-	attempt int
-}
-
-func (r record) key() attemptKey { return attemptKey{r.run.job.ID, r.run.job.Attempt} }
+func (r record) key() joblog.Key { return r.run.attempt().Key() }
 
 // Start begins writing buffered records every FlushInterval or FlushSize
 // records until ctx ends or Stop, which writes what is left. Start it
@@ -86,11 +82,11 @@ func (rec *Recorder) loop(ctx context.Context) {
 	ticker := time.NewTicker(rec.cfg.FlushInterval)
 	defer ticker.Stop()
 	var pending []record
-	index := map[attemptKey]int{}
+	index := map[joblog.Key]int{}
 	flush := func() {
 		if len(pending) > 0 {
 			rec.flush(ctx, pending)
-			pending, index = nil, map[attemptKey]int{}
+			pending, index = nil, map[joblog.Key]int{}
 		}
 	}
 	add := func(r record) {
@@ -174,200 +170,63 @@ func (rec *Recorder) writeNow(ctx context.Context, records []record) error {
 // and the finished runs' bookkeeping. Only attempts that this write closed
 // get bookkeeping: one the Reconciler closed first is not counted twice.
 func (rec *Recorder) write(ctx context.Context, tx pgx.Tx, records []record) error {
-	var ends, requeues, starts []record
+	var ends, requeues []record
+	var starts []joblog.Start
 	for _, r := range records {
 		switch {
 		case r.end == nil:
-			starts = append(starts, r)
+			starts = append(starts, joblog.Start{Attempt: r.run.attempt(), At: r.start})
 		case r.end.status == StatusQueued:
 			requeues = append(requeues, r)
 		default:
 			ends = append(ends, r)
 		}
 	}
-	closed, err := closeAttempts(ctx, tx, ends)
+	closed, err := joblog.Close(ctx, tx, endsOf(ends))
 	if err != nil {
 		return err
 	}
-	if err := requeueAttempts(ctx, tx, requeues); err != nil {
+	if err := joblog.Requeue(ctx, tx, endsOf(requeues)); err != nil {
 		return err
 	}
 	if err := releaseClaims(ctx, tx, ends, requeues); err != nil {
 		return err
 	}
-	var retried []record
-	var finals []finalRun
+	var next []joblog.Attempt
+	var finals []joblog.Final
 	for _, r := range ends {
 		if !closed[r.key()] {
 			continue
 		}
 		if !r.end.final {
-			retried = append(retried, r)
+			a := r.run.attempt()
+			a.Attempt++
+			next = append(next, a)
 			continue
 		}
-		finals = append(finals, finalRun{
+		finals = append(finals, joblog.Final{
 			JobID: r.run.job.ID, ScheduledJobID: r.run.args.ScheduledJobID, JobClass: r.run.meta.JobClass, Queue: r.run.job.Queue,
 			Attempt: r.run.job.Attempt, Status: r.end.status, Message: r.end.message, Trace: r.end.trace, Start: r.end.start, End: r.end.end,
 		})
 	}
-	if err := queueNextAttempts(ctx, tx, retried); err != nil {
+	if err := joblog.QueueNext(ctx, tx, next); err != nil {
 		return err
 	}
-	if err := startAttempts(ctx, tx, starts); err != nil {
+	if err := joblog.Begin(ctx, tx, starts); err != nil {
 		return err
 	}
-	return finalize(ctx, tx, finals, rec.cfg.InstanceID, rec.cfg.FailureAlertThreshold)
+	return joblog.Finalize(ctx, tx, finals, rec.cfg.InstanceID, rec.cfg.FailureAlertThreshold)
 }
 
-// attemptColumns are the columns, as arrays, that identify and describe
-// attempts for the statements below.
-type attemptColumns struct {
-	jobIDs    []string
-	riverIDs  []int64
-	attempts  []int32
-	classes   []string
-	queues    []string
-	payloads  []string
-	schedules []*int64
-	users     []*int64
-}
-
-func columnsOf(records []record, attempt func(record) int) attemptColumns {
-	var c attemptColumns
-	for _, r := range records {
-		c.jobIDs = append(c.jobIDs, fmt.Sprint(r.run.job.ID))
-		c.riverIDs = append(c.riverIDs, r.run.job.ID)
-		c.attempts = append(c.attempts, int32(attempt(r)))
-		c.classes, c.queues = append(c.classes, r.run.meta.JobClass), append(c.queues, r.run.job.Queue)
-		c.payloads = append(c.payloads, string(r.run.payload))
-		c.schedules, c.users = append(c.schedules, r.run.scheduledJobID()), append(c.users, r.run.args.ExecutedBy)
-	}
-	return c
-}
-
-func thisAttempt(r record) int { return r.run.job.Attempt }
-
-// closeAttempts writes the ends of attempts and returns those it closed.
-func closeAttempts(ctx context.Context, tx pgx.Tx, ends []record) (map[attemptKey]bool, error) {
-	closed := map[attemptKey]bool{}
-	if len(ends) == 0 {
-		return closed, nil
-	}
-	c := columnsOf(ends, thisAttempt)
-	var statuses, results, messages, traces []string
-	var startsAt, endsAt []time.Time
-	var durations []int32
-	for _, r := range ends {
+// endsOf is what job_logs records of ended attempts.
+func endsOf(records []record) []joblog.End {
+	out := make([]joblog.End, len(records))
+	for i, r := range records {
 		o := r.end
-		statuses, results = append(statuses, o.status), append(results, string(o.result))
-		messages, traces = append(messages, o.message), append(traces, o.trace)
-		startsAt, endsAt = append(startsAt, o.start.UTC()), append(endsAt, o.end.UTC())
-		durations = append(durations, durationSeconds(o.end.Sub(o.start)))
+		out[i] = joblog.End{Attempt: r.run.attempt(), Status: o.status, Result: o.result, Message: o.message, Trace: o.trace,
+			Start: o.start, End: o.end}
 	}
-	rows, err := tx.Query(ctx, `WITH x AS (
-			SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[],
-				$9::text[], $10::text[], $11::text[], $12::text[], $13::timestamp[], $14::timestamp[], $15::int[])
-				AS x(jid, rj, att, class, queue, payload, sj, by, status, result, msg, trace, start_at, end_at, dur)
-		), upd AS (
-			UPDATE job_logs l SET status = x.status, result = x.result::jsonb, error_message = nullif(x.msg, ''),
-				error_trace = nullif(x.trace, ''), end_time = x.end_at, duration = x.dur, start_time = coalesce(l.start_time, x.start_at)
-			FROM x WHERE l.job_id = x.jid AND l.river_job_id = x.rj AND l.attempt = x.att AND l.status IN ('queued', 'processing')
-			RETURNING l.river_job_id, l.attempt
-		), ins AS (
-			INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, start_time, scheduled_job_id,
-				executed_by, result, error_message, error_trace, end_time, duration)
-			SELECT x.jid, x.rj, x.class, x.queue, x.att, x.status, x.payload::jsonb, x.start_at, x.sj, x.by, x.result::jsonb,
-				nullif(x.msg, ''), nullif(x.trace, ''), x.end_at, x.dur
-			FROM x WHERE NOT EXISTS (SELECT 1 FROM job_logs l WHERE l.job_id = x.jid AND l.river_job_id = x.rj AND l.attempt = x.att)
-			RETURNING river_job_id, attempt
-		)
-		SELECT river_job_id, attempt FROM upd UNION ALL SELECT river_job_id, attempt FROM ins`,
-		c.jobIDs, c.riverIDs, c.attempts, c.classes, c.queues, c.payloads, c.schedules, c.users,
-		statuses, results, messages, traces, startsAt, endsAt, durations)
-	if err != nil {
-		return nil, fmt.Errorf("record attempt ends: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k attemptKey
-		if err := rows.Scan(&k.jobID, &k.attempt); err != nil {
-			return nil, fmt.Errorf("record attempt ends: %w", err)
-		}
-		closed[k] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("record attempt ends: %w", err)
-	}
-	return closed, nil
-}
-
-// requeueAttempts puts attempts that were no attempt after all (snoozed,
-// interrupted by a shutdown) back in line.
-func requeueAttempts(ctx context.Context, tx pgx.Tx, requeues []record) error {
-	if len(requeues) == 0 {
-		return nil
-	}
-	c := columnsOf(requeues, thisAttempt)
-	var messages []string
-	for _, r := range requeues {
-		messages = append(messages, r.end.message)
-	}
-	_, err := tx.Exec(ctx, `UPDATE job_logs l SET status = 'queued', start_time = NULL, error_message = x.msg
-		FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[]) AS x(jid, rj, att, msg)
-		WHERE l.job_id = x.jid AND l.river_job_id = x.rj AND l.attempt = x.att AND l.status IN ('queued', 'processing')`,
-		c.jobIDs, c.riverIDs, c.attempts, messages)
-	if err != nil {
-		return fmt.Errorf("put attempts back in line: %w", err)
-	}
-	return nil
-}
-
-// queueNextAttempts writes the queued row of the attempt River runs next
-// after a retried failure, unless that attempt has already written one.
-func queueNextAttempts(ctx context.Context, tx pgx.Tx, retried []record) error {
-	if len(retried) == 0 {
-		return nil
-	}
-	c := columnsOf(retried, func(r record) int { return r.run.job.Attempt + 1 })
-	_, err := tx.Exec(ctx, `INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, scheduled_job_id, executed_by)
-		SELECT x.jid, x.rj, x.class, x.queue, x.att, 'queued', x.payload::jsonb, x.sj, x.by
-		FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
-			AS x(jid, rj, att, class, queue, payload, sj, by)
-		WHERE NOT EXISTS (SELECT 1 FROM job_logs l WHERE l.job_id = x.jid AND l.river_job_id = x.rj AND l.attempt = x.att)`,
-		c.jobIDs, c.riverIDs, c.attempts, c.classes, c.queues, c.payloads, c.schedules, c.users)
-	if err != nil {
-		return fmt.Errorf("queue next attempts: %w", err)
-	}
-	return nil
-}
-
-// startAttempts marks attempts processing, inserting their rows when
-// missing (as after a crash).
-func startAttempts(ctx context.Context, tx pgx.Tx, starts []record) error {
-	if len(starts) == 0 {
-		return nil
-	}
-	c := columnsOf(starts, thisAttempt)
-	var at []time.Time
-	for _, r := range starts {
-		at = append(at, r.start.UTC())
-	}
-	_, err := tx.Exec(ctx, `WITH x AS (
-			SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::timestamp[])
-				AS x(jid, rj, att, class, queue, payload, sj, by, start_at)
-		), upd AS (
-			UPDATE job_logs l SET status = 'processing', start_time = x.start_at, error_message = NULL
-			FROM x WHERE l.job_id = x.jid AND l.river_job_id = x.rj AND l.attempt = x.att AND l.status IN ('queued', 'processing')
-			RETURNING 1
-		)
-		INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, start_time, scheduled_job_id, executed_by)
-		SELECT x.jid, x.rj, x.class, x.queue, x.att, 'processing', x.payload::jsonb, x.start_at, x.sj, x.by
-		FROM x WHERE NOT EXISTS (SELECT 1 FROM job_logs l WHERE l.job_id = x.jid AND l.river_job_id = x.rj AND l.attempt = x.att)`,
-		c.jobIDs, c.riverIDs, c.attempts, c.classes, c.queues, c.payloads, c.schedules, c.users, at)
-	if err != nil {
-		return fmt.Errorf("record attempt starts: %w", err)
-	}
-	return nil
+	return out
 }
 
 // releaseClaims frees the schedule claims of guarded attempts that ended or

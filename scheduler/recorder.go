@@ -17,6 +17,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
+	"github.com/atis-edu/atis-scheduler/scheduler/joblog"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -31,13 +32,14 @@ const (
 	recordTimeout = 15 * time.Second
 )
 
-// Job log statuses (job_logs.status) and run statuses (last_run_status).
+// Job log statuses (job_logs.status) and run statuses (last_run_status):
+// joblog's.
 const (
-	StatusQueued     = "queued"
-	StatusProcessing = "processing"
-	StatusCompleted  = "completed"
-	StatusFailed     = "failed"
-	StatusCancelled  = "cancelled"
+	StatusQueued     = joblog.StatusQueued
+	StatusProcessing = joblog.StatusProcessing
+	StatusCompleted  = joblog.StatusCompleted
+	StatusFailed     = joblog.StatusFailed
+	StatusCancelled  = joblog.StatusCancelled
 )
 
 // RecorderConfig tunes the Recorder.
@@ -129,6 +131,12 @@ func (rec *Recorder) newRun(job *rivertype.JobRow) run {
 		r.payload = []byte("{}") // unreachable: Args always encodes
 	}
 	return r
+}
+
+// attempt is the attempt being worked, as job_logs records it.
+func (r run) attempt() joblog.Attempt {
+	return joblog.Attempt{RiverJobID: r.job.ID, Attempt: r.job.Attempt, Class: r.meta.JobClass, Queue: r.job.Queue,
+		Payload: r.payload, ScheduledJobID: r.scheduledJobID(), ExecutedBy: r.args.ExecutedBy}
 }
 
 // outcome is how an attempt ended.

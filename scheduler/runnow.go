@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 )
 
 // ErrNotFound is returned by RunNow for an unknown schedule.

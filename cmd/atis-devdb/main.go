@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/atis-edu/atis-scheduler/internal/localpg"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/localpg"
 )
 
 func main() {

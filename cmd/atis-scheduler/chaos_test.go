@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/database"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
-	"github.com/atis-edu/atis-scheduler/internal/procstat"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/procstat"
 )
 
 // chaosFull selects the full durations of the chaos scenarios.

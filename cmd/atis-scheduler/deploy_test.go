@@ -17,7 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/atis-edu/atis-scheduler/internal/cli"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 )
 
 const deployDir = "../../deploy"

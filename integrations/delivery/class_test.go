@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/integrations/delivery"
-	"github.com/atis-edu/atis-scheduler/internal/schedtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/schedtest"
 )
 
 // TestClassThroughRiver runs notification_dispatch as the daemon does and

@@ -28,7 +28,7 @@ import (
 	"github.com/atis-edu/atis-scheduler/integrations/delivery"
 	"github.com/atis-edu/atis-scheduler/integrations/smtp"
 	"github.com/atis-edu/atis-scheduler/integrations/webhook"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }

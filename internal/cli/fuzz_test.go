@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/atis-edu/atis-scheduler/internal/config"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 

@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/cli"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
-	"github.com/atis-edu/atis-scheduler/internal/schedtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/schedtest"
 )
 
 func TestRunsAndSyncs(t *testing.T) {

@@ -8,10 +8,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
 	"github.com/atis-edu/atis-scheduler/internal/settings"
-	"github.com/atis-edu/atis-scheduler/internal/settings/settingstest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/settingstest"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }

@@ -17,10 +17,10 @@ import (
 	"github.com/riverqueue/river/rivertest"
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
-	"github.com/atis-edu/atis-scheduler/internal/schedtest"
-	"github.com/atis-edu/atis-scheduler/internal/settings/settingstest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/schedtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/settingstest"
 	"github.com/atis-edu/atis-scheduler/workers"
 	"github.com/atis-edu/atis-scheduler/workers/httprequest"
 )

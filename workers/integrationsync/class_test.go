@@ -10,8 +10,8 @@ import (
 	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/httpjson"
 	"github.com/atis-edu/atis-scheduler/integrations/provider"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
-	"github.com/atis-edu/atis-scheduler/internal/schedtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/schedtest"
 	"github.com/atis-edu/atis-scheduler/workers/integrationsync"
 )
 

@@ -11,8 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/internal/benchtable"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/benchtable"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 	"github.com/atis-edu/atis-scheduler/workers/retention"
 )
 
@@ -26,7 +26,7 @@ const benchRows = 2_000_000
 //
 // Targets (issue 6): ≥ 50 % of the single DELETE's rate, batch p99 ≤ 100 ms,
 // writer p99 during the purge ≤ 2× idle. Under `make bench` its rows also go
-// to ATIS_BENCH_TABLE, for internal/bench's table (issue 10).
+// to ATIS_BENCH_TABLE, for internal/testkit/bench's table (issue 10).
 //
 //	make bench   (or: go test ./workers/retention -run '^$' -bench Purge -benchtime 1x)
 func BenchmarkPurge(b *testing.B) {

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
-	"github.com/atis-edu/atis-scheduler/internal/settings/settingstest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/settingstest"
 	"github.com/atis-edu/atis-scheduler/workers/retention"
 )
 

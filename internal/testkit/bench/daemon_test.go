@@ -10,10 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atis-edu/atis-scheduler/internal/database"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
+
+	"github.com/atis-edu/atis-scheduler/internal/database"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 )
 
 // daemon is the real binary, started with its default settings: only

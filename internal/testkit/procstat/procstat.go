@@ -1,7 +1,7 @@
 // Package procstat reads a process's memory, CPU time and state from
 // Linux's /proc, for the tests and benchmarks that run the real binary and
-// measure it from outside. The daemon uses only StatFields (the reconciler's
-// host key).
+// measure it from outside. It splits stat lines with the daemon's own
+// parser (instance.StatFields).
 package procstat
 
 import (
@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/atis-edu/atis-scheduler/scheduler/instance"
 )
 
 // StatusKB reads a field such as VmRSS or VmHWM, in kB, from
@@ -61,17 +63,5 @@ func statFields(pid int) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return StatFields(stat), nil
-}
-
-// StatFields splits the content of a /proc/<pid>/stat file after the
-// command name, which may hold spaces and parentheses: [0] is the state
-// (field 3 of stat), [n] field n+3. Nil when there is no command name.
-func StatFields(stat []byte) []string {
-	s := string(stat)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return nil
-	}
-	return strings.Fields(s[i+1:])
+	return instance.StatFields(stat), nil
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/internal/benchtable"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/benchtable"
 )
 
 func TestAppendReadFile(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/internal/benchtable"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
-	"github.com/atis-edu/atis-scheduler/internal/procstat"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/benchtable"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/procstat"
 )
 
 // steadyTarget is issue 10's bound on due→started p99 under steady load.

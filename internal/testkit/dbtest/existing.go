@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/atis-edu/atis-scheduler/internal/database"
 	"github.com/atis-edu/atis-scheduler/migrations"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // standIns are the minimal tables of the rest of ATİS that the seed
@@ -31,7 +32,7 @@ CREATE SCHEMA platform;
 func SeedSQL(tb testing.TB, doc string) string {
 	tb.Helper()
 	_, here, _, _ := runtime.Caller(0)
-	b, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "..", "migrations", "testdata", "seeds", doc))
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "..", "..", "migrations", "testdata", "seeds", doc))
 	if err != nil {
 		tb.Fatalf("dbtest: %v", err)
 	}

@@ -5,8 +5,8 @@
 # queued and fetched relative to their due instant. Run from the repository
 # root after `make build`:
 #
-#   bin/atis-devdb -durable -set shared_preload_libraries=pg_stat_statements -- internal/bench/pgprofile.sh steady
-#   bin/atis-devdb -durable -set shared_preload_libraries=pg_stat_statements -- internal/bench/pgprofile.sh burst
+#   bin/atis-devdb -durable -set shared_preload_libraries=pg_stat_statements -- internal/testkit/bench/pgprofile.sh steady
+#   bin/atis-devdb -durable -set shared_preload_libraries=pg_stat_statements -- internal/testkit/bench/pgprofile.sh burst
 #
 # steady: 10,000 noop schedules, schedule i at second i mod 60 of each minute
 # (~167 due each second), measured over DUR seconds (20) after 5 s. burst:

@@ -2,7 +2,7 @@
 //
 // Each benchmark adds its rows; benchmarks in other packages (run earlier by
 // `make bench`, in other processes) append theirs as JSON lines to the file
-// named by ATIS_BENCH_TABLE, and internal/bench, run last, prints them with
+// named by ATIS_BENCH_TABLE, and internal/testkit/bench, run last, prints them with
 // its own as one markdown table. Nothing here runs in the daemon.
 package benchtable
 

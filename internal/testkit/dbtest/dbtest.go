@@ -31,7 +31,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/atis-edu/atis-scheduler/internal/database"
-	"github.com/atis-edu/atis-scheduler/internal/localpg"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/localpg"
 	"github.com/atis-edu/atis-scheduler/migrations"
 )
 

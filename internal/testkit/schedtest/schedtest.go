@@ -16,7 +16,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 	"github.com/atis-edu/atis-scheduler/workers"
 )

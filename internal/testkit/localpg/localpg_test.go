@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/internal/localpg"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/localpg"
 )
 
 const childEnv = "LOCALPG_TEST_CHILD"

@@ -15,9 +15,9 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/internal/benchtable"
 	"github.com/atis-edu/atis-scheduler/internal/database"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/benchtable"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 	"github.com/atis-edu/atis-scheduler/workers"
 )

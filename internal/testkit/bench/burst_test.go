@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/internal/benchtable"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/benchtable"
 )
 
 // burstFigures are one side's figures for the burst scenario.

@@ -9,7 +9,7 @@
 //
 //	make bench
 //	bin/atis-devdb -durable -env TEST_DATABASE_URL -database postgres -- \
-//	    go test -run '^$' -bench Steady -benchtime 1x ./internal/bench/
+//	    go test -run '^$' -bench Steady -benchtime 1x ./internal/testkit/bench/
 //
 // ATIS_BENCH_SCALE (default 1) scales every count and duration, for trying
 // a scenario small; figures at another scale are not the issue's.

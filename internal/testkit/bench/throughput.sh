@@ -4,7 +4,7 @@
 # allow, misfire skip); after 15 s of warm-up, completed job_logs rows are
 # counted over 10 s. Run from the repository root after `make build`:
 #
-#   N=2000 bin/atis-devdb -durable -- internal/bench/throughput.sh
+#   N=2000 bin/atis-devdb -durable -- internal/testkit/bench/throughput.sh
 #
 # It prints completed runs/s, the backlog of available jobs, the daemon's
 # peak RSS, and the p50/p99 of due -> started over the last 10 s.

@@ -25,9 +25,9 @@ import (
 
 	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/httpjson"
-	"github.com/atis-edu/atis-scheduler/internal/benchtable"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
-	"github.com/atis-edu/atis-scheduler/internal/procstat"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/benchtable"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/procstat"
 )
 
 // syncPageSize is the records per page the local API serves.

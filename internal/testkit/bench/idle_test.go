@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/atis-edu/atis-scheduler/internal/benchtable"
-	"github.com/atis-edu/atis-scheduler/internal/procstat"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/benchtable"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/procstat"
 )
 
 // BenchmarkIdle: the real binary with its default settings and 1,000 noop

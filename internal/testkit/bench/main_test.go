@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/atis-edu/atis-scheduler/internal/benchtable"
-	"github.com/atis-edu/atis-scheduler/internal/dbtest"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/benchtable"
+	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 )
 
 // binary is the atis-scheduler built for this run from the working tree.

@@ -1,4 +1,4 @@
-package scheduler
+package joblog
 
 import (
 	"context"
@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// finalRun is a run that is over, for finalize.
-type finalRun struct {
+// Final is a run that is over, for Finalize.
+type Final struct {
 	JobID, ScheduledJobID int64
 	JobClass, Queue       string
 	Attempt               int
@@ -27,16 +27,16 @@ type scheduleTally struct {
 	runs, failures     int32
 	trailing           int32 // failures after the last success (all of them without one)
 	anySuccess         bool
-	last               finalRun // the run that ended last
+	last               Final // the run that ended last
 	lastFailureMessage string
 }
 
-// finalize writes, in tx, what finished runs leave behind: a
+// Finalize writes, in tx, what finished runs leave behind: a
 // performance_metrics row each; a system_errors row for each failure; each
 // schedule's bookkeeping; and one notification for each schedule whose
 // failures in a row reach threshold. Runs are in the order they ended. A
 // fixed number of statements, whatever the number of runs.
-func finalize(ctx context.Context, tx pgx.Tx, runs []finalRun, instanceID string, threshold int) error {
+func Finalize(ctx context.Context, tx pgx.Tx, runs []Final, instanceID string, threshold int) error {
 	if len(runs) == 0 {
 		return nil
 	}
@@ -113,7 +113,7 @@ func tallySchedules(ctx context.Context, tx pgx.Tx, tallies map[int64]*scheduleT
 		ids[i], runs[i], failures[i], trailing[i], anySuccess[i] = id, t.runs, t.failures, t.trailing, t.anySuccess
 		starts[i], ends[i] = t.last.Start.UTC(), t.last.End.UTC()
 		statuses[i] = map[string]string{StatusCompleted: "success", StatusFailed: "failed", StatusCancelled: "cancelled"}[t.last.Status]
-		messages[i], durations[i] = t.last.Message, durationSeconds(t.last.End.Sub(t.last.Start))
+		messages[i], durations[i] = t.last.Message, DurationSeconds(t.last.End.Sub(t.last.Start))
 	}
 	// Our own bookkeeping wakes no scheduler.
 	if _, err := tx.Exec(ctx, `SELECT set_config('atis.scheduler', 'on', true)`); err != nil {
@@ -174,8 +174,8 @@ func tallySchedules(ctx context.Context, tx pgx.Tx, tallies map[int64]*scheduleT
 	return nil
 }
 
-// durationSeconds rounds to whole seconds, as job_logs.duration and
+// DurationSeconds rounds to whole seconds, as job_logs.duration and
 // scheduled_jobs.last_run_duration hold.
-func durationSeconds(d time.Duration) int32 {
+func DurationSeconds(d time.Duration) int32 {
 	return int32(math.Round(d.Seconds()))
 }

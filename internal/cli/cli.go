@@ -12,11 +12,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
+	"github.com/atis-edu/atis-scheduler/internal/admin"
 	"github.com/atis-edu/atis-scheduler/internal/config"
 	"github.com/atis-edu/atis-scheduler/internal/database"
 	"github.com/atis-edu/atis-scheduler/internal/logging"
 	"github.com/atis-edu/atis-scheduler/migrations"
-	"github.com/atis-edu/atis-scheduler/scheduler"
 )
 
 // Exit codes, documented in README.md. A crash (an unrecovered panic, or
@@ -59,9 +59,9 @@ func ExitCode(err error) int {
 		return ExitUnreachable
 	case errors.Is(err, migrations.ErrNotReady):
 		return ExitNotMigrated
-	case errors.Is(err, scheduler.ErrNotFound), errors.Is(err, scheduler.ErrRunNotFound):
+	case errors.Is(err, admin.ErrNotFound), errors.Is(err, admin.ErrRunNotFound):
 		return ExitNotFound
-	case errors.Is(err, scheduler.ErrAmbiguous):
+	case errors.Is(err, admin.ErrAmbiguous):
 		return ExitUsage
 	default:
 		return ExitFailure

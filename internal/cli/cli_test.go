@@ -126,6 +126,10 @@ $`, out)
 		require.Zero(t, code, errOut)
 		require.Equal(t, "paused scheduled job 3 (both)\n", out)
 		require.False(t, dbtest.Scalar[bool](t, pool, "SELECT is_active FROM scheduled_jobs WHERE id = 3"))
+		// The same audit row as the dashboard's action (internal/admin), naming the CLI.
+		require.Equal(t, "scheduled_jobs 3 false atis-scheduler CLI", dbtest.Scalar[string](t, pool,
+			`SELECT concat_ws(' ', resource, new_state->>'id', new_state->>'is_active', new_state->>'via') FROM platform.audit_logs WHERE action = 'pause'`))
+		require.Equal(t, 1, dbtest.Scalar[int](t, pool, `SELECT count(*) FROM platform.audit_logs WHERE action = 'run_now' AND new_state->>'via' = 'atis-scheduler CLI'`))
 		out, _, code = execute(t, env, "jobs", "resume", "both")
 		require.Zero(t, code)
 		require.Equal(t, "resumed scheduled job 3 (both)\n", out)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/spf13/cobra"
 
+	"github.com/atis-edu/atis-scheduler/internal/admin"
 	"github.com/atis-edu/atis-scheduler/internal/schedule"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 )
@@ -106,9 +108,9 @@ func (c *jobsCommand) Next(expr string) error {
 
 // List prints the schedules.
 func (c *jobsCommand) List(ctx context.Context) error {
-	var all []scheduler.Summary
+	var all []admin.Schedule
 	err := c.app.withPool(ctx, func(pool *pgxpool.Pool) (err error) {
-		all, err = scheduler.List(ctx, pool)
+		all, err = admin.Schedules(ctx, pool, admin.ScheduleQuery{Sort: "id"})
 		return err
 	})
 	if err != nil {
@@ -120,22 +122,22 @@ func (c *jobsCommand) List(ctx context.Context) error {
 	w := tabwriter.NewWriter(c.app.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tNAME\tCLASS\tSCHEDULE\tTZ\tACTIVE\tNEXT RUN\tLAST STATUS\tRUNS\tFAILED\tSKIPPED\tMESSAGE")
 	for _, s := range all {
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", s.ID, s.Name, s.JobClass, s.Schedule, s.Timezone,
-			yesNo(s.Active), timeOrDash(s.NextRunAt), strOrDash(s.LastRunStatus), s.RunCount, s.FailureCount, s.SkippedCount,
-			truncate(strOrDash(s.LastRunMessage), 60))
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", s.ID, s.Name, s.Class, s.Schedule, s.Timezone,
+			yesNo(s.Active), timeOrDash(s.NextRunAt), strOrDash(s.LastStatus), s.Runs, s.Failures, s.Skips,
+			truncate(strOrDash(s.LastMessage), 60))
 	}
 	return w.Flush()
 }
 
 // Validate prints each problem on a line and fails if any row cannot run.
 func (c *jobsCommand) Validate(ctx context.Context) error {
-	var problems []scheduler.Problem
+	var problems []admin.Problem
 	err := c.app.withPool(ctx, func(pool *pgxpool.Pool) error {
 		registry, err := newRegistry(c.app.cfg, pool, nil, c.app.logger)
 		if err != nil {
 			return err
 		}
-		problems, err = scheduler.Validate(ctx, pool, registry)
+		problems, err = admin.Validate(ctx, pool, registry)
 		return err
 	})
 	if err != nil {
@@ -181,7 +183,7 @@ func (c *jobsCommand) Run(ctx context.Context, idOrName string) error {
 		if c.user != 0 {
 			user = &c.user
 		}
-		jobID, err := sched.RunNow(ctx, id, user)
+		jobID, _, err := admin.RunNow(ctx, pool, sched, id, user, cliActor())
 		if err != nil {
 			return err
 		}
@@ -193,7 +195,7 @@ func (c *jobsCommand) Run(ctx context.Context, idOrName string) error {
 // withSchedule resolves an id or name and runs fn with it.
 func (c *jobsCommand) withSchedule(ctx context.Context, idOrName string, fn func(pool *pgxpool.Pool, id int64, name string) error) error {
 	return c.app.withPool(ctx, func(pool *pgxpool.Pool) error {
-		id, name, err := scheduler.Resolve(ctx, pool, idOrName)
+		id, name, err := admin.Resolve(ctx, pool, idOrName)
 		if err != nil {
 			return err
 		}
@@ -221,11 +223,21 @@ func (c *jobsCommand) inserter(pool *pgxpool.Pool) (*scheduler.Scheduler, error)
 // SetActive pauses or resumes a schedule.
 func (c *jobsCommand) SetActive(ctx context.Context, idOrName string, active bool) error {
 	return c.withSchedule(ctx, idOrName, func(pool *pgxpool.Pool, id int64, name string) error {
-		if err := scheduler.SetActive(ctx, pool, id, active); err != nil {
+		if _, err := admin.SetActive(ctx, pool, id, active, cliActor()); err != nil {
 			return err
 		}
 		verb := map[bool]string{true: "resumed", false: "paused"}[active]
 		_, err := fmt.Fprintf(c.app.stdout, "%s scheduled job %d (%s)\n", verb, id, name)
 		return err
 	})
+}
+
+// cliActor is who performs an action from the command line, for its audit
+// row: the operating system user.
+func cliActor() admin.Actor {
+	name := "unknown user"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return admin.Actor{Name: name, Via: admin.ViaCLI}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/atis-edu/atis-scheduler/integrations"
-	"github.com/atis-edu/atis-scheduler/scheduler"
+	"github.com/atis-edu/atis-scheduler/internal/admin"
 )
 
 // runsCommand holds `runs list|show`.
@@ -38,7 +38,7 @@ func (c *runsCommand) command() *cobra.Command {
 		RunE:    func(cmd *cobra.Command, _ []string) error { return c.List(cmd.Context()) },
 	}
 	list.Flags().StringVar(&c.job, "job", "", "only runs of this schedule (id or name)")
-	list.Flags().StringVar(&c.status, "status", "", "only runs whose latest attempt has this status ("+strings.Join(scheduler.Statuses, ", ")+")")
+	list.Flags().StringVar(&c.status, "status", "", "only runs whose latest attempt has this status ("+strings.Join(admin.Statuses, ", ")+")")
 	list.Flags().StringVar(&c.since, "since", "", "only runs queued within this long (90m, 24h, 7d)")
 	list.Flags().IntVar(&c.limit, "limit", 50, "at most this many runs")
 	show := &cobra.Command{
@@ -54,7 +54,7 @@ func (c *runsCommand) command() *cobra.Command {
 
 // List prints runs.
 func (c *runsCommand) List(ctx context.Context) error {
-	f := scheduler.RunFilter{Status: c.status, Limit: c.limit}
+	f := admin.RunFilter{Status: c.status, Limit: c.limit}
 	if c.since != "" {
 		d, err := parseSince(c.since)
 		if err != nil {
@@ -62,14 +62,14 @@ func (c *runsCommand) List(ctx context.Context) error {
 		}
 		f.Since = time.Now().Add(-d)
 	}
-	var runs []scheduler.Run
+	var runs []admin.Run
 	err := c.app.withPool(ctx, func(pool *pgxpool.Pool) (err error) {
 		if c.job != "" {
-			if f.ScheduledJobID, _, err = scheduler.Resolve(ctx, pool, c.job); err != nil {
+			if f.ScheduledJobID, _, err = admin.Resolve(ctx, pool, c.job); err != nil {
 				return err
 			}
 		}
-		runs, err = scheduler.ListRuns(ctx, pool, f)
+		runs, err = admin.ListRuns(ctx, pool, f)
 		return err
 	})
 	if err != nil {
@@ -93,9 +93,9 @@ func (c *runsCommand) Show(ctx context.Context, arg string) error {
 	if err != nil {
 		return usageError{fmt.Errorf("run id %q is not a number", arg)}
 	}
-	var d scheduler.RunDetail
+	var d admin.RunDetail
 	if err := c.app.withPool(ctx, func(pool *pgxpool.Pool) (err error) {
-		d, err = scheduler.ShowRun(ctx, pool, id)
+		d, err = admin.ShowRun(ctx, pool, id)
 		return err
 	}); err != nil {
 		return err

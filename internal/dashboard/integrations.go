@@ -8,8 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/atis-edu/atis-scheduler/integrations"
 )
 
 // syncsShown is how many recent syncs each integration shows.

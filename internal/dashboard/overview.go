@@ -6,8 +6,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/atis-edu/atis-scheduler/scheduler"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/atis-edu/atis-scheduler/scheduler"
 )
 
 // queueCap bounds the rows counted per queue state: the page says "at

@@ -1,0 +1,227 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/atis-edu/atis-scheduler/scheduler/joblog"
+)
+
+// Run is one run (a River job and its attempts) as admins see it: its
+// latest attempt's state.
+type Run struct {
+	ID             int64      `json:"id"` // the River job id
+	ScheduledJobID *int64     `json:"scheduled_job_id"`
+	ScheduledJob   *string    `json:"scheduled_job"`
+	JobClass       string     `json:"job_class"`
+	Status         string     `json:"status"`
+	Attempts       int        `json:"attempts"`
+	ScheduledFor   *time.Time `json:"scheduled_for"`
+	StartTime      *time.Time `json:"start_time"`
+	EndTime        *time.Time `json:"end_time"`
+	Duration       *int       `json:"duration_seconds"`
+	Error          *string    `json:"error_message"`
+	ExecutedBy     *int64     `json:"executed_by"`
+}
+
+// RunFilter narrows ListRuns. Zero fields do not filter.
+type RunFilter struct {
+	ScheduledJobID int64
+	Status         string
+	Since          time.Time
+	Limit          int
+}
+
+// Statuses are the job_logs statuses a run can be in.
+var Statuses = joblog.Statuses
+
+const runColumns = `l.river_job_id, l.scheduled_job_id, s.name, l.job_class, l.status, l.attempt,
+	(l.payload->>'scheduled_for')::timestamptz, l.start_time, l.end_time, l.duration, l.error_message, l.executed_by`
+
+// ListRuns lists runs, newest first.
+func ListRuns(ctx context.Context, db DB, f RunFilter) ([]Run, error) {
+	if f.Status != "" && !slices.Contains(Statuses, f.Status) {
+		return nil, fmt.Errorf("status %q is not one of %v", f.Status, Statuses)
+	}
+	var since *time.Time
+	if !f.Since.IsZero() {
+		since = new(f.Since.UTC())
+	}
+	rows, err := db.Query(ctx, `SELECT * FROM (
+			SELECT DISTINCT ON (l.river_job_id) `+runColumns+`
+			FROM job_logs l LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
+			WHERE l.river_job_id IS NOT NULL AND ($1 = 0 OR l.scheduled_job_id = $1)
+			  AND ($2::timestamp IS NULL OR l.created_at >= $2)
+			ORDER BY l.river_job_id DESC, l.attempt DESC) runs
+		WHERE ($3 = '' OR status = $3)
+		ORDER BY 1 DESC LIMIT $4`, f.ScheduledJobID, since, f.Status, max(f.Limit, 1))
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	runs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Run])
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return runs, nil
+}
+
+// Attempt is one job_logs row of a run.
+type Attempt struct {
+	Attempt   int             `json:"attempt"`
+	Status    string          `json:"status"`
+	StartTime *time.Time      `json:"start_time"`
+	EndTime   *time.Time      `json:"end_time"`
+	Duration  *int            `json:"duration_seconds"`
+	Error     *string         `json:"error_message"`
+	Trace     *string         `json:"error_trace"`
+	Result    json.RawMessage `json:"result"`
+}
+
+// RunDetail is a run with every attempt and its arguments.
+type RunDetail struct {
+	Run
+	Queue   *string         `json:"queue"`
+	Payload json.RawMessage `json:"payload"`
+	History []Attempt       `json:"attempts_detail" db:"-"`
+}
+
+// ShowRun returns a run with all its attempts. Rows are found through the
+// seed's index on job_id (the River id as text): river_job_id is indexed
+// only while a run is unfinished.
+func ShowRun(ctx context.Context, db DB, id int64) (RunDetail, error) {
+	var d RunDetail
+	rows, err := db.Query(ctx, `SELECT `+runColumns+`, l.queue, l.payload FROM job_logs l
+		LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
+		WHERE l.job_id = $2 AND l.river_job_id = $1 ORDER BY l.attempt DESC LIMIT 1`, id, fmt.Sprint(id))
+	if err != nil {
+		return d, err
+	}
+	d, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[RunDetail])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, fmt.Errorf("%w: %d", ErrRunNotFound, id)
+	}
+	if err != nil {
+		return d, err
+	}
+	rows, err = db.Query(ctx, `SELECT attempt, status, start_time, end_time, duration, error_message, error_trace, result
+		FROM job_logs WHERE job_id = $2 AND river_job_id = $1 ORDER BY attempt, id`, id, fmt.Sprint(id))
+	if err != nil {
+		return d, err
+	}
+	d.History, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Attempt])
+	return d, err
+}
+
+// AttemptRow is one job_logs row: one attempt of a run.
+type AttemptRow struct {
+	ID         int64
+	RunID      *int64
+	ScheduleID *int64
+	Schedule   *string
+	Class      string
+	Attempt    int32
+	Status     string
+	Start      *time.Time
+	End        *time.Time
+	Duration   *int32
+	Error      *string
+	CreatedAt  *time.Time
+}
+
+// AttemptFilter narrows Attempts. Zero fields do not filter.
+type AttemptFilter struct {
+	ScheduleIDs []int64
+	Class       string
+	Status      string
+	From, To    time.Time // start_time
+	Before      int64     // keyset: job_logs.id below this
+}
+
+const attemptColumns = `l.id, l.river_job_id, l.scheduled_job_id, s.name, l.job_class, l.attempt, l.status,
+	l.start_time, l.end_time, l.duration, l.error_message, l.created_at`
+
+// Attempts lists job_logs rows newest first, at most limit. The WHERE
+// clause holds only the filters given, so that each shape gets its own plan
+// (and index).
+func Attempts(ctx context.Context, db DB, f AttemptFilter, limit int) ([]AttemptRow, error) {
+	var conds []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	switch {
+	case len(f.ScheduleIDs) == 1: // the index on (scheduled_job_id, id) gives the order
+		conds = append(conds, "l.scheduled_job_id = "+arg(f.ScheduleIDs[0]))
+	case f.ScheduleIDs != nil:
+		conds = append(conds, "l.scheduled_job_id = ANY("+arg(f.ScheduleIDs)+")")
+	}
+	if f.Class != "" {
+		conds = append(conds, "l.job_class = "+arg(f.Class))
+	}
+	if f.Status != "" {
+		conds = append(conds, "l.status = "+arg(f.Status))
+	}
+	if !f.From.IsZero() {
+		conds = append(conds, "l.start_time >= "+arg(f.From.UTC()))
+	}
+	if !f.To.IsZero() {
+		conds = append(conds, "l.start_time < "+arg(f.To.UTC()))
+	}
+	if f.Before > 0 {
+		conds = append(conds, "l.id < "+arg(f.Before))
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = "WHERE " + strings.Join(conds, " AND ")
+	}
+	rows, err := db.Query(ctx, `SELECT `+attemptColumns+` FROM job_logs l
+		LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id `+where+`
+		ORDER BY l.id DESC LIMIT `+strconv.Itoa(limit), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[AttemptRow])
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return out, nil
+}
+
+// AttemptDetail is an attempt with everything its run's page shows. Result
+// and Payload are as stored: redact before showing them.
+type AttemptDetail struct {
+	AttemptRow
+	Trace   *string
+	Result  []byte
+	Payload []byte
+	Queue   *string
+}
+
+// RunAttempts returns every attempt of run id, in order; none for a run
+// that does not exist. job_id holds the River job id as text: its index
+// finds the run.
+func RunAttempts(ctx context.Context, db DB, id int64) ([]AttemptDetail, error) {
+	rows, err := db.Query(ctx, `SELECT `+attemptColumns+`, l.error_trace, coalesce(l.result, '{}'::jsonb),
+			coalesce(l.payload, '{}'::jsonb), l.queue
+		FROM job_logs l LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
+		WHERE l.job_id = $1 AND l.river_job_id = $2 ORDER BY l.attempt, l.id`, strconv.FormatInt(id, 10), id)
+	if err != nil {
+		return nil, fmt.Errorf("read run %d: %w", id, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (AttemptDetail, error) {
+		var a AttemptDetail
+		err := row.Scan(&a.ID, &a.RunID, &a.ScheduleID, &a.Schedule, &a.Class, &a.Attempt, &a.Status, &a.Start, &a.End,
+			&a.Duration, &a.Error, &a.CreatedAt, &a.Trace, &a.Result, &a.Payload, &a.Queue)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read run %d: %w", id, err)
+	}
+	return out, nil
+}

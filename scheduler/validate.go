@@ -53,4 +53,3 @@ func Validate(ctx context.Context, db Querier, registry *workers.Registry) ([]Pr
 	}
 	return problems, nil
 }
-

@@ -402,11 +402,11 @@ func countUnfinished(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]unf
 
 // newRun is the run of row r for tick scheduledFor.
 func (s *Scheduler) newRun(r row, class workers.Class, scheduledFor time.Time, executedBy *int64) runqueue.Run {
-	maxAttempts := 1 // the seed's default max_attempts
+	maxAttempts := runqueue.DefaultMaxAttempts
 	if r.MaxAttempts != nil {
 		maxAttempts = int(*r.MaxAttempts)
 	}
-	delay := 5 * time.Minute // the seed's default retry_delay_minutes
+	delay := runqueue.DefaultRetryDelay
 	if r.RetryDelay != nil {
 		delay = time.Duration(*r.RetryDelay) * time.Minute
 	}

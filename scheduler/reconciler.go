@@ -3,6 +3,7 @@ package scheduler
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -54,6 +55,22 @@ type ReconcilerConfig struct {
 	// HostKey says which processes share this one's pid space; defaults to
 	// HostKey(). Tests set it to pose as another host.
 	HostKey string
+
+	// Now is the clock of the ends it records. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// validate reports the first field out of range, naming it.
+func (c ReconcilerConfig) validate() error {
+	switch {
+	case c.InstanceID == "":
+		return errors.New("reconciler: InstanceID is required")
+	case c.Interval <= 0 || c.PassTimeout <= 0:
+		return fmt.Errorf("reconciler: Interval %s and PassTimeout %s must be positive", c.Interval, c.PassTimeout)
+	case c.AlertThreshold < 1:
+		return fmt.Errorf("reconciler: AlertThreshold %d must be at least 1", c.AlertThreshold)
+	}
+	return nil
 }
 
 // Reconciler keeps River's job states, job_logs and scheduled_jobs
@@ -76,12 +93,18 @@ func NewReconciler(pool *pgxpool.Pool, logger *slog.Logger, cfg ReconcilerConfig
 	cfg.Interval = cmp.Or(cfg.Interval, DefaultReconcileInterval)
 	cfg.PassTimeout = cmp.Or(cfg.PassTimeout, cfg.Interval)
 	cfg.AlertThreshold = cmp.Or(cfg.AlertThreshold, DefaultFailureAlertThreshold)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	logger = logger.With(slog.String("component", "reconciler"))
 	registry, err := instance.New(pool, logger, instance.Config{ID: cfg.InstanceID, Version: cfg.Version,
 		Heartbeat: cfg.Heartbeat, DeadAfter: cfg.DeadAfter, HostKey: cfg.HostKey})
 	if err == nil {
 		ic := registry.Config()
 		cfg.Heartbeat, cfg.DeadAfter, cfg.HostKey = ic.Heartbeat, ic.DeadAfter, ic.HostKey
+	}
+	if err == nil {
+		err = cfg.validate()
 	}
 	return &Reconciler{cfg: cfg, logger: logger, pool: pool, registry: registry, err: err}
 }
@@ -252,7 +275,7 @@ func (r *Reconciler) closeLogs(ctx context.Context) (int, error) {
 	}
 	for _, s := range todo {
 		err := inDaemonTx(ctx, r.pool, func(tx pgx.Tx) error {
-			now := time.Now()
+			now := r.cfg.Now()
 			status, msg, final := StatusFailed, "", false
 			switch {
 			case s.state == nil:

@@ -30,6 +30,9 @@ func (r record) key() joblog.Key { return r.run.attempt().Key() }
 // before River works jobs and stop it after River has stopped. Starting
 // twice is a no-op.
 func (rec *Recorder) Start(ctx context.Context) error {
+	if err := rec.cfg.validate(); err != nil {
+		return err
+	}
 	ctx, shouldStart, started, stopped := rec.StartInit(ctx)
 	if !shouldStart {
 		return nil

@@ -67,6 +67,22 @@ type RecorderConfig struct {
 	// Stopping reports whether the daemon is shutting down, so that a run it
 	// cancels is recorded as interrupted (River runs it again), not failed.
 	Stopping func() bool
+
+	// Now is the clock of attempts' starts and ends. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// validate reports the first field out of range, naming it.
+func (c RecorderConfig) validate() error {
+	switch {
+	case c.FailureAlertThreshold < 1:
+		return fmt.Errorf("recorder: FailureAlertThreshold %d must be at least 1", c.FailureAlertThreshold)
+	case c.FlushInterval <= 0:
+		return fmt.Errorf("recorder: FlushInterval %s must be positive", c.FlushInterval)
+	case c.FlushSize < 1 || c.FlushSize > 10_000:
+		return fmt.Errorf("recorder: FlushSize %d must be between 1 and 10000", c.FlushSize)
+	}
+	return nil
 }
 
 // Recorder is a River worker middleware that writes one job_logs row per
@@ -101,6 +117,9 @@ func NewRecorder(pool *pgxpool.Pool, registry *workers.Registry, logger *slog.Lo
 	cfg.FlushSize = cmp.Or(cfg.FlushSize, DefaultRecordFlushSize)
 	if cfg.Stopping == nil {
 		cfg.Stopping = func() bool { return false }
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
@@ -153,7 +172,7 @@ type outcome struct {
 // Work implements rivertype.WorkerMiddleware.
 func (rec *Recorder) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
 	r := rec.newRun(job)
-	start := time.Now()
+	start := rec.cfg.Now()
 	if r.guarded() {
 		// The overlap check needs the truth now: the claim is written at once.
 		busy, err := rec.begin(ctx, r)
@@ -177,7 +196,7 @@ func (rec *Recorder) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 	var result any
 	err, trace := callRecovering(workers.WithResult(ctx, &result), doInner)
 	o := rec.classify(ctx, job, err)
-	o.trace, o.start, o.end = trace, start, time.Now()
+	o.trace, o.start, o.end = trace, start, rec.cfg.Now()
 	o.result = []byte("{}")
 	if result != nil {
 		if b, merr := json.Marshal(result); merr == nil {

@@ -68,6 +68,21 @@ type Config struct {
 	fault func(step string) error
 }
 
+// validate reports the first field out of range, naming it.
+func (c Config) validate() error {
+	switch {
+	case c.BatchSize < 1 || c.BatchSize > 100_000:
+		return fmt.Errorf("scheduler: BatchSize %d must be between 1 and 100000", c.BatchSize)
+	case c.MisfireGrace < 0:
+		return fmt.Errorf("scheduler: MisfireGrace %s must not be negative", c.MisfireGrace)
+	case c.PollInterval <= 0:
+		return fmt.Errorf("scheduler: PollInterval %s must be positive", c.PollInterval)
+	case c.RunAllCap < 1 || c.RunAllCap > 10_000:
+		return fmt.Errorf("scheduler: RunAllCap %d must be between 1 and 10000", c.RunAllCap)
+	}
+	return nil
+}
+
 func (c Config) withDefaults() Config {
 	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
 	c.MisfireGrace = cmp.Or(c.MisfireGrace, DefaultMisfireGrace)
@@ -141,6 +156,9 @@ func New(pool *pgxpool.Pool, client *river.Client[pgx.Tx], registry *workers.Reg
 // one did not, and so are active rows left with no next_run_at and no
 // reason (bookkeeping written by hand). Starting twice is a no-op.
 func (s *Scheduler) Start(ctx context.Context) error {
+	if err := s.cfg.validate(); err != nil {
+		return err
+	}
 	ctx, shouldStart, started, stopped := s.StartInit(ctx)
 	if !shouldStart {
 		return nil
@@ -200,7 +218,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 		wait := s.cfg.PollInterval
 		res, err := s.safeTick(ctx)
 		s.mu.Lock()
-		s.lastCycle = time.Now()
+		s.lastCycle = time.Now() // the watchdog's wall clock, not the schedules' (cfg.Now)
 		s.mu.Unlock()
 		switch {
 		case ctx.Err() != nil: // a deliberate stop, not a failed cycle

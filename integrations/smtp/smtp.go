@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
+
 	mail "github.com/wneessen/go-mail"
 
 	"github.com/atis-edu/atis-scheduler/integrations/delivery"
@@ -32,7 +34,7 @@ const (
 
 // DefaultTimeout bounds connecting and each SMTP command. Config key
 // timeout_seconds.
-const DefaultTimeout = 30 * time.Second
+const DefaultTimeout = ratelimit.DefaultRequestTimeout
 
 // Config is the provider's part of integrations.config (the filter keys
 // are delivery.Settings).

@@ -15,24 +15,27 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/scheduler"
+
 	"github.com/caarlos0/env/v11"
 
 	"github.com/atis-edu/atis-scheduler/internal/laravelcrypt"
 )
 
-// Defaults of Config.
+// Defaults of Config. A setting that configures a component takes that
+// component's own default.
 const (
-	DefaultFailureAlertThreshold = 3
+	DefaultFailureAlertThreshold = scheduler.DefaultFailureAlertThreshold
 	DefaultHTTPAddr              = "127.0.0.1:9464"
 	DefaultJobTimeout            = 30 * time.Minute
 	DefaultLogLevel              = slog.LevelInfo
-	DefaultMisfireGrace          = time.Minute
-	DefaultPollInterval          = 10 * time.Second
+	DefaultMisfireGrace          = scheduler.DefaultMisfireGrace
+	DefaultPollInterval          = scheduler.DefaultPollInterval
 	DefaultSoftStopTimeout       = 30 * time.Second
 	DefaultWorkers               = 100
 	DefaultFetchCooldown         = 10 * time.Millisecond
 	DefaultFetchPollInterval     = time.Second
-	DefaultRecordFlushInterval   = 50 * time.Millisecond
+	DefaultRecordFlushInterval   = scheduler.DefaultRecordFlushInterval
 	DefaultDBTimeZone            = "UTC"
 	// MaxDefaultDBConns caps the pool size derived from ATIS_WORKERS.
 	MaxDefaultDBConns = 20

@@ -11,6 +11,13 @@ import (
 	"github.com/riverqueue/river"
 )
 
+// The seed's column defaults of scheduled_jobs, which a run of a row that
+// leaves them NULL takes too.
+const (
+	DefaultMaxAttempts = 1               // max_attempts
+	DefaultRetryDelay  = 5 * time.Minute // retry_delay_minutes
+)
+
 // Run is a run to enqueue.
 type Run struct {
 	// Args are the run's arguments (ScheduledJobID 0 for a run of no schedule).
@@ -20,7 +27,7 @@ type Run struct {
 	// JobClass is the class as the schedule names it (an alias, maybe), for
 	// job_logs. Defaults to Class.
 	JobClass string
-	// MaxAttempts defaults to 1.
+	// MaxAttempts defaults to DefaultMaxAttempts.
 	MaxAttempts int
 	// OverlapPolicy governs whether the run waits for another of its
 	// schedule (skip, queue_one) or not (allow, the default without one).
@@ -78,7 +85,7 @@ func EnqueueMany(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], r
 			return nil, fmt.Errorf("enqueue %s: %w", run.Class, err)
 		}
 		params[i] = river.InsertManyParams{Args: InsertArgs(run.Class, queued[i]), InsertOpts: &river.InsertOpts{
-			MaxAttempts: max(run.MaxAttempts, 1), Metadata: meta, Queue: cmp.Or(run.Queue, river.QueueDefault),
+			MaxAttempts: cmp.Or(max(run.MaxAttempts, 0), DefaultMaxAttempts), Metadata: meta, Queue: cmp.Or(run.Queue, river.QueueDefault),
 		}}
 	}
 	res, err := client.InsertManyTx(ctx, tx, params)

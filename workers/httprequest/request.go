@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
+
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -40,7 +42,7 @@ const Name = "http_request"
 
 // Defaults of the http_request class.
 const (
-	DefaultTimeout    = 30 * time.Second
+	DefaultTimeout    = ratelimit.DefaultRequestTimeout
 	maxTimeout        = time.Hour
 	responseReadLimit = 1 << 20
 )

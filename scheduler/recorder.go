@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/rivershared/startstop"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 	"github.com/atis-edu/atis-scheduler/scheduler/joblog"
 	"github.com/atis-edu/atis-scheduler/workers"
@@ -149,6 +150,7 @@ func (rec *Recorder) newRun(job *rivertype.JobRow) run {
 	if r.payload, err = json.Marshal(shown); err != nil {
 		r.payload = []byte("{}") // unreachable: Args always encodes
 	}
+	r.payload = redact.JSON(r.payload) // job_logs shows no field named secret, whatever the class
 	return r
 }
 
@@ -196,7 +198,10 @@ func (rec *Recorder) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 	var result any
 	err, trace := callRecovering(workers.WithResult(ctx, &result), doInner)
 	o := rec.classify(ctx, job, err)
-	o.trace, o.start, o.end = trace, start, rec.cfg.Now()
+	// What a class reports may quote a URL or a provider's echo: job_logs,
+	// system_errors and last_run_message get it redacted.
+	o.message, o.trace = redact.Text(o.message), redact.Text(trace)
+	o.start, o.end = start, rec.cfg.Now()
 	o.result = []byte("{}")
 	if result != nil {
 		if b, merr := json.Marshal(result); merr == nil {

@@ -331,3 +331,36 @@ func TestNextRunAtClearedByHandIsPlannedAgain(t *testing.T) {
 	require.NotNil(t, st.NextRunAt, "planned again")
 	require.Equal(t, time.Date(2026, 6, 1, 12, 0, 10, 0, time.UTC), st.NextRunAt.UTC())
 }
+
+// TestUpdatedAtInTheWebAppsClock: an edit of a schedule by hand stamps
+// updated_at in the zone the daemons record (ATIS_DB_TIMEZONE), whatever
+// the editing session's zone, and keeps a value the statement sets (the
+// trigger overwrote it with now() in the session's zone).
+func TestUpdatedAtInTheWebAppsClock(t *testing.T) {
+	t.Parallel()
+
+	b := setup(t, setupOpts{})
+	ctx := context.Background()
+	id := b.insertSchedule(t, map[string]any{"name": "edited", "job_class": "noop", "cron_expression": "0 3 * * *"})
+	_, err := b.pool.Exec(ctx, `INSERT INTO scheduler_settings (key, value) VALUES ('db_timezone', 'Asia/Baku')`)
+	require.NoError(t, err)
+
+	conn, err := b.pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, "SET TimeZone = 'America/New_York'") // an admin's psql elsewhere
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "UPDATE scheduled_jobs SET cron_expression = '0 4 * * *' WHERE id = $1", id)
+	require.NoError(t, err)
+	var skew float64
+	require.NoError(t, conn.QueryRow(ctx, `SELECT abs(extract(epoch FROM updated_at - (now() AT TIME ZONE 'Asia/Baku')))
+		FROM scheduled_jobs WHERE id = $1`, id).Scan(&skew))
+	require.Less(t, skew, 60.0, "updated_at is Baku's wall clock")
+
+	_, err = conn.Exec(ctx, "UPDATE scheduled_jobs SET cron_expression = '0 5 * * *', updated_at = '2026-01-02 03:04:05' WHERE id = $1", id)
+	require.NoError(t, err)
+	require.Equal(t, "2026-01-02 03:04:05", scalar[string](t, b.pool, "SELECT updated_at::text FROM scheduled_jobs WHERE id = $1", id),
+		"an explicit value is kept")
+	_, err = conn.Exec(ctx, "RESET TimeZone")
+	require.NoError(t, err)
+}

@@ -115,7 +115,13 @@ func TestChaosPlantedSecrets(t *testing.T) {
 		inline     = "chaos-inline-" + randomHex(12)
 		fromConfig = "chaos-config-" + randomHex(12)
 		wrongKey   = "chaos-wrongkey-" + randomHex(12)
+		// Issue 16: a token in the URL's path (Telegram's shape), one in
+		// its fragment (OAuth's), a body field named password.
+		pathToken = "chaosPATH" + randomHex(8)
+		fragment  = "chaos-frag-" + randomHex(12)
+		bodyPass  = "chaos-body-" + randomHex(12)
 	)
+	pathTokenPath := "/bot424242:" + pathToken + "/send"
 	api := newSecretsAPI(t, map[string][2]string{
 		"/sync/ok": {"Authorization", "Bearer " + bearer}, "/sync/refused": {"Authorization", "Bearer " + bearer},
 		"/sync/echo": {"Authorization", "Bearer " + bearer},
@@ -159,12 +165,17 @@ func TestChaosPlantedSecrets(t *testing.T) {
 			VALUES ($1, 'http_request', '*/2 * * * * *', $2, 2, 0)`, j.name, params)
 		require.NoError(t, err)
 	}
+	params, _ := json.Marshal(map[string]any{"url": api.URL + pathTokenPath + "?chat=1#access_token=" + fragment, "method": "POST",
+		"body": map[string]any{"user": "ops", "password": bodyPass}, "timeout_seconds": 5})
+	_, err = pool.Exec(ctx, `INSERT INTO scheduled_jobs (name, job_class, cron_expression, parameters, max_attempts, retry_delay_minutes)
+		VALUES ('secret-path-token', 'http_request', '*/2 * * * * *', $1, 2, 0)`, params)
+	require.NoError(t, err)
 
 	env := []string{"DATABASE_URL=" + url, "ATIS_APP_KEY=" + appKeyText, "ATIS_SOFT_STOP_TIMEOUT=2s", "ATIS_POLL_INTERVAL=1s"}
 	d := startDaemon(t, append(env, "ATIS_LOG_LEVEL=debug")...)
 	addr := waitFor(t, d.lines, "ready")["http_addr"].(string)
 	manual := run(t, env, "jobs", "run", "secret-inline-ok")
-	paths := []string{"/sync/ok", "/sync/refused", "/sync/echo", "/inline/ok", "/inline/fail", "/config/ok", "/config/fail"}
+	paths := []string{"/sync/ok", "/sync/refused", "/sync/echo", "/inline/ok", "/inline/fail", "/config/ok", "/config/fail", pathTokenPath}
 	used := poll(chaosDuration(20*time.Second, 60*time.Second), 200*time.Millisecond, func() bool {
 		for _, p := range paths {
 			if api.count(p) < 2 {
@@ -198,8 +209,15 @@ func TestChaosPlantedSecrets(t *testing.T) {
 		{"from_config value", fromConfig, ""},
 		{"value under another key", wrongKey, ""},
 		{"ATIS_APP_KEY", appKeyText[len("base64:"):], ""},
+		{"token in a URL's path", pathToken, "public.scheduled_jobs.parameters"},
+		{"token in a URL's fragment", fragment, "public.scheduled_jobs.parameters"},
+		{"body field password", bodyPass, "public.scheduled_jobs.parameters"},
 	}
-	found := scanDatabase(t, pool, secrets[0].value, secrets[1].value, secrets[2].value, secrets[3].value, secrets[4].value)
+	values := make([]string, len(secrets))
+	for i, s := range secrets {
+		values[i] = s.value
+	}
+	found := scanDatabase(t, pool, values...)
 	var leaks []string
 	for i, s := range secrets {
 		if n := strings.Count(output, s.value); n > 0 {

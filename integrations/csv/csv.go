@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -178,14 +179,39 @@ func (p Provider) openFile(name string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("csv: ATIS_IMPORT_DIR: %w", err)
 	}
 	defer root.Close()
-	f, err := root.Open(name)
+	// O_NONBLOCK: opening a FIFO for reading would wait for a writer (past
+	// the sync's deadline, and a shutdown's); a regular file ignores it.
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if perr := (*fs.PathError)(nil); errors.As(err, &perr) {
 		err = perr.Err // the path is in the message already
 	}
 	if err != nil {
 		return nil, fmt.Errorf("csv: file %q under ATIS_IMPORT_DIR: %w", name, err)
 	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = fmt.Errorf("%w: csv config: \"file\" %q under ATIS_IMPORT_DIR is not a regular file (%s)", provider.ErrPermanent, name, kind(info.Mode()))
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
 	return f, nil
+}
+
+// kind names a file mode's type, for messages.
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeDir != 0:
+		return "a directory"
+	case m&fs.ModeDevice != 0, m&fs.ModeCharDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return m.Type().String()
 }
 
 // counter counts the bytes read, for the sync's figures.

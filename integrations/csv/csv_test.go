@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -113,5 +115,30 @@ func TestConfigErrors(t *testing.T) {
 				func(provider.Page) error { return nil })
 			require.ErrorContains(t, err, tt.want)
 		})
+	}
+}
+
+// TestNotARegularFile: a named pipe (or a directory, a device) named by
+// config.file is refused at once, without waiting for a writer (opening a
+// FIFO for reading used to block the sync past its deadline and a
+// shutdown until someone wrote to it).
+func TestNotARegularFile(t *testing.T) {
+	t.Parallel()
+
+	dir := t.TempDir()
+	require.NoError(t, syscall.Mkfifo(filepath.Join(dir, "pipe.csv"), 0o600))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "folder.csv"), 0o700))
+	for _, tt := range []struct{ file, want string }{
+		{"pipe.csv", `"pipe.csv" under ATIS_IMPORT_DIR is not a regular file (a named pipe)`},
+		{"folder.csv", `"folder.csv" under ATIS_IMPORT_DIR is not a regular file (a directory)`},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		start := time.Now()
+		err := csv.Provider{ImportDir: dir}.Fetch(ctx, provider.FetchRequest{Config: json.RawMessage(`{"file": "` + tt.file + `", "id_column": "id"}`)},
+			func(provider.Page) error { return nil })
+		cancel()
+		require.ErrorContains(t, err, tt.want)
+		require.ErrorIs(t, err, provider.ErrPermanent, "an admin must fix it: no retry")
+		require.Less(t, time.Since(start), time.Second, "refused at once, not after the deadline")
 	}
 }

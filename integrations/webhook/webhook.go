@@ -148,7 +148,10 @@ func (p Provider) Deliver(ctx context.Context, req delivery.Request) error {
 		r.Header.Set(SignatureHeader, Sign(cred.SigningSecret, now(), body))
 	}
 	client := *req.Client // a copy: the redirect policy is this provider's
-	client.CheckRedirect = origin.CheckRedirect(nil, SignatureHeader)
+	// A 301/302/303 would turn the POST into a GET without the message,
+	// and its 200 would look delivered: only 307/308 to the same origin
+	// are followed, body and signature intact.
+	client.CheckRedirect = origin.CheckBodyRedirect(func(to *url.URL) string { return shown(u, to) })
 	resp, err := client.Do(r)
 	where := "POST " + origin.Of(u)
 	if err != nil {
@@ -210,4 +213,14 @@ func Verify(secret, header string, body []byte, now time.Time, tolerance time.Du
 		return errors.New("webhook: signature mismatch")
 	}
 	return nil
+}
+
+// shown is where a redirect from u pointed, as a message may show it: the
+// origin when it is another (its path may hold a token, as u's may), else
+// the path alone.
+func shown(u, to *url.URL) string {
+	if origin.Of(to) != origin.Of(u) {
+		return origin.Of(to) + "/…"
+	}
+	return to.EscapedPath()
 }

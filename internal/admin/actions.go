@@ -158,3 +158,23 @@ func SetPauseSwitch(ctx context.Context, pool *pgxpool.Pool, class string, known
 	}
 	return key, nil
 }
+
+// EndSessions signs every dashboard session out, on every replica, with an
+// audit row, and returns how many there were.
+func EndSessions(ctx context.Context, pool *pgxpool.Pool, who Actor) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM scheduler_dashboard_sessions`)
+		if err != nil {
+			return err
+		}
+		n = int(tag.RowsAffected())
+		return writeAudit(ctx, tx, who, audit{Action: "sign_out_everywhere", Resource: "scheduler_dashboard_sessions",
+			Before: map[string]any{"sessions": n}, After: map[string]any{"sessions": 0},
+			Note: fmt.Sprintf("%d dashboard session(s) signed out", n)})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sign out everywhere: %w", err)
+	}
+	return n, nil
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 	"github.com/atis-edu/atis-scheduler/scheduler/joblog"
 )
 
@@ -70,7 +71,20 @@ func ListRuns(ctx context.Context, db DB, f RunFilter) ([]Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
+	for i := range runs {
+		runs[i].Error = text(runs[i].Error)
+	}
 	return runs, nil
+}
+
+// What job_logs holds is shown redacted, by the CLI and the dashboard
+// alike: rows written before redaction grew (or by another program) may
+// hold more than today's writers let through.
+func text(s *string) *string {
+	if s == nil {
+		return nil
+	}
+	return new(redact.Text(*s))
 }
 
 // Attempt is one job_logs row of a run.
@@ -117,6 +131,11 @@ func ShowRun(ctx context.Context, db DB, id int64) (RunDetail, error) {
 		return d, err
 	}
 	d.History, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Attempt])
+	d.Error, d.Payload = text(d.Error), redact.JSON(d.Payload)
+	for i := range d.History {
+		h := &d.History[i]
+		h.Error, h.Trace, h.Result = text(h.Error), text(h.Trace), redact.JSON(h.Result)
+	}
 	return d, err
 }
 
@@ -193,8 +212,8 @@ func Attempts(ctx context.Context, db DB, f AttemptFilter, limit int) ([]Attempt
 	return out, nil
 }
 
-// AttemptDetail is an attempt with everything its run's page shows. Result
-// and Payload are as stored: redact before showing them.
+// AttemptDetail is an attempt with everything its run's page shows,
+// redacted as ShowRun's.
 type AttemptDetail struct {
 	AttemptRow
 	Trace   *string
@@ -218,6 +237,7 @@ func RunAttempts(ctx context.Context, db DB, id int64) ([]AttemptDetail, error) 
 		var a AttemptDetail
 		err := row.Scan(&a.ID, &a.RunID, &a.ScheduleID, &a.Schedule, &a.Class, &a.Attempt, &a.Status, &a.Start, &a.End,
 			&a.Duration, &a.Error, &a.CreatedAt, &a.Trace, &a.Result, &a.Payload, &a.Queue)
+		a.Error, a.Trace, a.Result, a.Payload = text(a.Error), text(a.Trace), redact.JSON(a.Result), redact.JSON(a.Payload)
 		return a, err
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/atis-edu/atis-scheduler/internal/config"
 	"github.com/atis-edu/atis-scheduler/internal/database"
 	"github.com/atis-edu/atis-scheduler/internal/logging"
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 	"github.com/atis-edu/atis-scheduler/migrations"
 )
 
@@ -154,6 +155,7 @@ func (a *app) load(cmd *cobra.Command) error {
 		return configError{err}
 	}
 	a.cfg = cfg
+	redact.Configure(cfg.Redaction())
 	a.logger = logging.New(a.stderr, cfg.LogFormat, cfg.LogLevel)
 	return nil
 }

@@ -8,12 +8,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 
 	"github.com/atis-edu/atis-scheduler/scheduler"
 
@@ -128,6 +132,28 @@ type Config struct {
 	// cancelling them (River then retries them). Defaults to 30 seconds.
 	SoftStopTimeout time.Duration `env:"ATIS_SOFT_STOP_TIMEOUT"`
 
+	// HTTPS says that browsers reach the dashboard over HTTPS (a TLS proxy
+	// in front): its cookies are then Secure. Defaults to false.
+	HTTPS bool `env:"ATIS_HTTPS"`
+
+	// TrustedProxies are the proxies (IP addresses or CIDR ranges,
+	// comma-separated) whose X-Forwarded-For and X-Forwarded-Proto the
+	// dashboard believes: for the client's address (sign-in limits, audit
+	// rows) and for Secure cookies. Defaults to none.
+	TrustedProxies []Prefix `env:"ATIS_TRUSTED_PROXIES"`
+
+	// RedactKeys are patterns (regular expressions, separated by spaces) of
+	// JSON keys whose values are secrets, beyond the names that say so
+	// (password, secret, token, key…): hidden from job_logs, logs, the CLI
+	// and the dashboard. Defaults to none.
+	RedactKeys []Regexp `env:"ATIS_REDACT_KEYS" envSeparator:" "`
+
+	// RedactPatterns are patterns (regular expressions, separated by
+	// spaces) of URL path segments and values that are secrets, beyond the
+	// token shapes recognised (bot123:…, JWTs, long runs of letters and
+	// digits). Defaults to none.
+	RedactPatterns []Regexp `env:"ATIS_REDACT_PATTERNS" envSeparator:" "`
+
 	// UIToken is the dashboard's credential: who presents it may pause,
 	// resume and run schedules, and, when the listener is not on loopback,
 	// read any dashboard page. At least MinUITokenLength characters.
@@ -169,6 +195,59 @@ type Config struct {
 	// records wait in memory before they are written, together with the
 	// others of their flush. Defaults to 50 ms.
 	RecordFlushInterval time.Duration `env:"ATIS_RECORD_FLUSH_INTERVAL"`
+}
+
+// Regexp is a regular expression from a setting.
+type Regexp struct{ *regexp.Regexp }
+
+// UnmarshalText compiles it.
+func (r *Regexp) UnmarshalText(b []byte) error {
+	re, err := regexp.Compile(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a regular expression: %w", string(b), err)
+	}
+	r.Regexp = re
+	return nil
+}
+
+// Redaction is what the redaction settings add to internal/redact.
+func (c Config) Redaction() redact.Settings {
+	var s redact.Settings
+	for _, r := range c.RedactKeys {
+		s.Keys = append(s.Keys, r.Regexp)
+	}
+	for _, r := range c.RedactPatterns {
+		s.Patterns = append(s.Patterns, r.Regexp)
+	}
+	return s
+}
+
+// Prefix is an IP address or a CIDR range, as ATIS_TRUSTED_PROXIES lists
+// them.
+type Prefix struct{ netip.Prefix }
+
+// UnmarshalText reads "10.0.0.0/8" or "192.0.2.7" (a /32, or /128).
+func (p *Prefix) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if pfx, err := netip.ParsePrefix(s); err == nil {
+		p.Prefix = pfx.Masked()
+		return nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return fmt.Errorf("%q is not an IP address or a CIDR range", s)
+	}
+	p.Prefix = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+	return nil
+}
+
+// Proxies returns TrustedProxies as prefixes.
+func (c Config) Proxies() []netip.Prefix {
+	out := make([]netip.Prefix, len(c.TrustedProxies))
+	for i, p := range c.TrustedProxies {
+		out[i] = p.Prefix
+	}
+	return out
 }
 
 // MinUITokenLength is the shortest ATIS_UI_TOKEN accepted: a token guards
@@ -430,6 +509,10 @@ func describe(t reflect.Type) string {
 		return "application key (as the web app's APP_KEY: base64: and 44 characters)"
 	case t.Kind() == reflect.Map:
 		return "list of alias=class pairs separated by commas"
+	case t == reflect.TypeFor[[]Prefix]():
+		return "list of IP addresses or CIDR ranges separated by commas"
+	case t == reflect.TypeFor[[]Regexp]():
+		return "list of regular expressions separated by spaces"
 	default:
 		return t.String()
 	}

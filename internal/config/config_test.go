@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -93,6 +94,10 @@ func TestLoad(t *testing.T) {
 			c.SoftStopTimeout = 0
 			return c
 		}()},
+		{name: "TrustedProxies", env: []string{"ATIS_HTTPS=true", "ATIS_TRUSTED_PROXIES=10.0.0.0/8, 192.0.2.7,::1"}, want: defaults(config.Config{
+			HTTPS: true, TrustedProxies: []config.Prefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}, {Prefix: netip.MustParsePrefix("192.0.2.7/32")},
+				{Prefix: netip.MustParsePrefix("::1/128")}}})},
+		{name: "BadTrustedProxy", env: []string{"ATIS_TRUSTED_PROXIES=proxy.example"}, wantErr: `ATIS_TRUSTED_PROXIES="proxy.example" is not a valid list of IP addresses or CIDR ranges`},
 		{name: "JobTimeoutTooLong", env: []string{"ATIS_JOB_TIMEOUT=9000h"}, wantErr: "ATIS_JOB_TIMEOUT=9000h is out of range: it must be between 1s and 168h"},
 		{name: "AppKey", env: []string{"ATIS_APP_KEY=" + appKey}, want: defaults(config.Config{AppKey: key})},
 		{name: "AppKeyRaw", env: []string{"ATIS_APP_KEY=0123456789abcdef0123456789abcdef"}, want: defaults(config.Config{AppKey: key})},

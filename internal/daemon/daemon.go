@@ -87,12 +87,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := migrations.New(d.pool, d.logger).Check(ctx); err != nil {
 		return err
 	}
+	// The write trigger of scheduled_jobs stamps updated_at in the web
+	// app's clock: tell it which (ATIS_DB_TIMEZONE).
+	if _, err := d.pool.Exec(ctx, `INSERT INTO scheduler_settings (key, value) VALUES ('db_timezone', $1)
+		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`, d.cfg.DBTimeZone); err != nil {
+		return fmt.Errorf("record ATIS_DB_TIMEZONE for the triggers: %w", err)
+	}
 	if err := d.build(); err != nil {
 		return err
 	}
 	var err error
 	ui := dashboard.New(dashboard.Config{Pool: d.pool, Registry: d.registry, Runner: d.scheduler,
-		Token: string(d.cfg.UIToken), Addr: d.cfg.HTTPAddr, Logger: d.logger.With(slog.String("component", "dashboard"))})
+		Token: string(d.cfg.UIToken), Addr: d.cfg.HTTPAddr, Logger: d.logger.With(slog.String("component", "dashboard")),
+		HTTPS: d.cfg.HTTPS, TrustedProxies: d.cfg.Proxies()})
 	d.http, err = httpserver.Listen(d.cfg.HTTPAddr, d.Ready, d.metrics.Handler(), d.logger, httpserver.WithUI(ui))
 	if err != nil {
 		return err

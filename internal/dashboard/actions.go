@@ -36,7 +36,7 @@ func (d *Dashboard) setActive(active bool) func(http.ResponseWriter, *http.Reque
 		}
 		d.wake()
 		d.cfg.Logger.InfoContext(ctx, "dashboard: schedule "+verb+"d", slog.Int64("scheduled_job_id", id), slog.String("by", s.Name))
-		flash(w, r, fmt.Sprintf("Schedule %q %sd.", name, verb))
+		d.flash(w, r, fmt.Sprintf("Schedule %q %sd.", name, verb))
 		http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther)
 	}
 }
@@ -49,7 +49,7 @@ func (d *Dashboard) runNow(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	back := localPath(r.PostFormValue("back"))
 	if d.cfg.Runner == nil {
-		flash(w, r, "Run now is not available in this process.")
+		d.flash(w, r, "Run now is not available in this process.")
 		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	}
@@ -61,7 +61,7 @@ func (d *Dashboard) runNow(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	case err != nil && name != "" && runID == 0:
 		// A schedule that cannot run (bad parameters, unknown class) says why.
-		flash(w, r, fmt.Sprintf("Schedule %q was not run: %v", name, err))
+		d.flash(w, r, fmt.Sprintf("Schedule %q was not run: %v", name, err))
 		http.Redirect(w, r, back, http.StatusSeeOther)
 		return
 	case err != nil:
@@ -69,7 +69,7 @@ func (d *Dashboard) runNow(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	d.cfg.Logger.InfoContext(ctx, "dashboard: run now", slog.Int64("scheduled_job_id", id), slog.Int64("run_id", runID), slog.String("by", s.Name))
-	flash(w, r, fmt.Sprintf("Schedule %q enqueued as run %d.", name, runID))
+	d.flash(w, r, fmt.Sprintf("Schedule %q enqueued as run %d.", name, runID))
 	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
@@ -90,7 +90,7 @@ func (d *Dashboard) setSwitch(w http.ResponseWriter, r *http.Request, s *session
 	}
 	d.wake()
 	d.cfg.Logger.InfoContext(ctx, "dashboard: pause switch", slog.String("key", key), slog.Bool("paused", on), slog.String("by", s.Name))
-	flash(w, r, fmt.Sprintf("Pause switch %s is %s.", key, map[bool]string{true: "on", false: "off"}[on]))
+	d.flash(w, r, fmt.Sprintf("Pause switch %s is %s.", key, map[bool]string{true: "on", false: "off"}[on]))
 	http.Redirect(w, r, localPath(r.PostFormValue("back")), http.StatusSeeOther)
 }
 

@@ -168,13 +168,18 @@ func TestBrowser(t *testing.T) {
 		shot(fmt.Sprintf("page-%02d%s.png", i, strings.NewReplacer("/", "-", "?", "-", "=", "-", "&", "-").Replace(p)))
 	}
 
-	// Sign in by typing the token.
-	run(chromedp.Navigate(b.srv.URL+"/login"),
+	// Sign in by typing the token, from a link whose next= would lead a
+	// browser to another site once it drops the tab (/<TAB>/evil.example
+	// is //evil.example to Chromium): it stays on the dashboard.
+	run(chromedp.Navigate(b.srv.URL+"/login?next=/%09/evil.example"),
 		chromedp.SendKeys(chromedp.CSS("#name"), "Browser Operator"),
 		chromedp.SendKeys(chromedp.CSS("#token"), testToken),
 		chromedp.Click(chromedp.CSS("#login-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#logout")))
 	require.Contains(t, text(".who"), "Browser Operator")
+	location, err := chromedp.Run(ctx, chromedp.Location())
+	require.NoError(t, err)
+	require.Equal(t, b.srv.URL+"/", location, "signed in onto the dashboard, not elsewhere")
 
 	detail := fmt.Sprintf("%s/schedules/%d", b.srv.URL, b.ids.smoke)
 	run(chromedp.Navigate(detail), chromedp.Click(chromedp.CSS(".toolbar button.pause")))

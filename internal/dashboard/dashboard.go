@@ -24,13 +24,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"golang.org/x/time/rate"
 
 	"github.com/atis-edu/atis-scheduler/internal/config"
 	"github.com/atis-edu/atis-scheduler/workers"
@@ -80,6 +80,17 @@ type Config struct {
 
 	// SessionTTL is how long a session lasts. Defaults to 12 hours.
 	SessionTTL time.Duration
+
+	// HTTPS says that browsers reach the dashboard over HTTPS (a TLS proxy
+	// in front, ATIS_HTTPS): cookies are then Secure. Defaults to false:
+	// Secure only for a request over TLS, or forwarded as https by a
+	// trusted proxy.
+	HTTPS bool
+
+	// TrustedProxies are the addresses whose X-Forwarded-For and
+	// X-Forwarded-Proto are believed (ATIS_TRUSTED_PROXIES). Defaults to
+	// none: the peer is the client.
+	TrustedProxies []netip.Prefix
 }
 
 func (c Config) withDefaults() Config {
@@ -99,7 +110,6 @@ type Dashboard struct {
 	cfg      Config
 	loopback bool
 	key      []byte // signs sessions and CSRF tokens; nil without a token
-	logins   *rate.Limiter
 	mux      *http.ServeMux
 	pages    map[string]*template.Template
 }
@@ -112,7 +122,7 @@ var assets embed.FS
 // actions are turned on.
 func New(cfg Config) http.Handler {
 	cfg = cfg.withDefaults()
-	d := &Dashboard{cfg: cfg, loopback: IsLoopback(cfg.Addr), logins: rate.NewLimiter(rate.Every(time.Second), 10)}
+	d := &Dashboard{cfg: cfg, loopback: IsLoopback(cfg.Addr)}
 	switch {
 	case cfg.Token == "" && !d.loopback:
 		cfg.Logger.Warn("dashboard off: ATIS_HTTP_ADDR is not a loopback address and ATIS_UI_TOKEN is not set; "+
@@ -163,6 +173,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /login", d.loginForm)
 	m.HandleFunc("POST /login", d.login)
 	m.HandleFunc("POST /logout", d.action(d.logout))
+	m.HandleFunc("POST /logout/everywhere", d.action(d.logoutEverywhere))
 	m.HandleFunc("POST /schedules/{id}/pause", d.action(d.setActive(false)))
 	m.HandleFunc("POST /schedules/{id}/resume", d.action(d.setActive(true)))
 	m.HandleFunc("POST /schedules/{id}/run", d.action(d.runNow))
@@ -185,6 +196,10 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := d.session(r)
 	if s == nil && !d.loopback && !isPublic(r) {
 		http.Redirect(w, r, "/login?next="+url.QueryEscape(localPath(r.URL.RequestURI())), http.StatusSeeOther)
+		return
+	}
+	if why := checkQuery(r.URL.Query()); why != "" {
+		d.badRequest(w, r, why)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)

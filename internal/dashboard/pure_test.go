@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -23,9 +25,40 @@ func TestLocalPath(t *testing.T) {
 	for in, want := range map[string]string{
 		"/schedules?sort=name": "/schedules?sort=name", "": "/", "https://evil.example/": "/",
 		"//evil.example/": "/", "/\\evil.example": "/", "/x\r\nSet-Cookie: a=b": "/",
+		"/\t/evil.example": "/", "/\n/evil.example": "/", "/\x00/evil.example": "/", "/ /evil.example": "/",
+		"/%09/evil.example": "/%09/evil.example", "/runs?schedule=x%20y": "/runs?schedule=x%20y", "/\xc0\xaf": "/",
 	} {
 		require.Equal(t, want, localPath(in), in)
 	}
+}
+
+// FuzzLocalPath: whatever next= holds, what localPath lets through stays
+// on this origin after a browser's URL parser has read it (tabs and
+// newlines dropped, C0 controls and spaces trimmed at the ends, backslashes
+// read as slashes).
+func FuzzLocalPath(f *testing.F) {
+	for _, seed := range []string{"/", "/schedules?sort=name", "/\t/evil.example", "//evil", "/\\evil", "/%2F%2Fevil", "/x#//y"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out := localPath(in)
+		if out == "/" {
+			return
+		}
+		browser := strings.Map(func(r rune) rune {
+			switch r {
+			case '\t', '\n', '\r':
+				return -1
+			case '\\':
+				return '/'
+			}
+			return r
+		}, strings.TrimFunc(out, func(r rune) bool { return r <= ' ' }))
+		u, err := url.Parse("https://dashboard.example" + browser)
+		if err != nil || u.Host != "dashboard.example" || !strings.HasPrefix(browser, "/") || strings.HasPrefix(browser, "//") {
+			t.Fatalf("localPath(%q) = %q, which a browser reads as %q", in, out, browser)
+		}
+	})
 }
 
 func TestScrub(t *testing.T) {

@@ -8,8 +8,12 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/atis-edu/atis-scheduler/internal/redact"
 )
@@ -49,7 +53,7 @@ func (d *Dashboard) renderStatus(w http.ResponseWriter, r *http.Request, status 
 	s := sessionOf(r)
 	section, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	v := view{Title: title, Path: localPath(r.URL.RequestURI()), Section: section, Session: s, CSRF: d.csrf(s), TokenSet: d.key != nil,
-		Flash: takeFlash(w, r), Now: d.cfg.Now().UTC(), Data: data}
+		Flash: d.takeFlash(w, r), Now: d.cfg.Now().UTC(), Data: data}
 	var buf bytes.Buffer
 	if err := d.pages[page].Execute(&buf, v); err != nil {
 		d.cfg.Logger.ErrorContext(r.Context(), "dashboard: render page", slog.String("page", page), slog.String("error", err.Error()))
@@ -69,8 +73,42 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		status = http.StatusServiceUnavailable
 	}
+	// Data exceptions (class 22: a value the query could not read, a
+	// character the database cannot hold) come from what the request asked.
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
+		d.badRequest(w, r, "a value in the address could not be read")
+		return
+	}
 	d.cfg.Logger.ErrorContext(r.Context(), "dashboard: page failed", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	d.renderStatus(w, r, status, "error", "Error", "The page could not be read from the database; the daemon's log says why.")
+}
+
+// badRequest answers 400 with what is wrong with the request's address (a
+// link mistyped or cut): the user's mistake, not the daemon's, logged at
+// DEBUG only.
+func (d *Dashboard) badRequest(w http.ResponseWriter, r *http.Request, why string) {
+	d.cfg.Logger.DebugContext(r.Context(), "dashboard: bad request", slog.String("path", r.URL.Path), slog.String("why", why))
+	d.renderStatus(w, r, http.StatusBadRequest, "error", "Bad request", "This address cannot be shown: "+why+".")
+}
+
+// checkQuery refuses query values the pages cannot use: text that is not
+// UTF-8 or holds NUL (PostgreSQL stores neither), or longer than a filter
+// needs. It says what is wrong, or "".
+func checkQuery(q url.Values) string {
+	for key, values := range q {
+		for _, v := range values {
+			switch {
+			case !utf8.ValidString(key) || !utf8.ValidString(v):
+				return fmt.Sprintf("%q is not UTF-8 text", strings.ToValidUTF8(key, "?"))
+			case strings.ContainsRune(key+v, 0):
+				return fmt.Sprintf("%q holds a NUL character", key)
+			case len(v) > 500:
+				return fmt.Sprintf("%q is longer than 500 bytes", key)
+			}
+		}
+	}
+	return ""
 }
 
 var funcs = template.FuncMap{

@@ -1,7 +1,6 @@
 package dashboard
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/atis-edu/atis-scheduler/internal/admin"
-	"github.com/atis-edu/atis-scheduler/internal/redact"
 )
 
 type runsPage struct {
@@ -107,25 +105,11 @@ func (d *Dashboard) runDetail(w http.ResponseWriter, r *http.Request) {
 	p := runDetailPage{ID: id}
 	for _, a := range attempts {
 		p.Attempts = append(p.Attempts, attemptDetail{AttemptRow: a.AttemptRow, Trace: a.Trace, Queue: a.Queue,
-			Result: pretty(redact.JSON(a.Result)), Payload: pretty(d.redactPayload(a.Class, a.Payload))})
+			Result: pretty(a.Result), Payload: pretty(a.Payload)})
 	}
 	if len(p.Attempts) == 0 {
 		http.NotFound(w, r)
 		return
 	}
 	d.render(w, r, "run", fmt.Sprintf("Run %d", id), p)
-}
-
-// redactPayload hides secrets in a run's payload: its parameters as their
-// class redacts them, then anything that looks like a secret.
-func (d *Dashboard) redactPayload(class string, payload json.RawMessage) json.RawMessage {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(payload, &m) != nil {
-		return redact.JSON(payload)
-	}
-	if params, ok := m["parameters"]; ok {
-		m["parameters"] = d.cfg.Registry.Redact(class, params)
-	}
-	b, _ := json.Marshal(m)
-	return redact.JSON(b)
 }

@@ -38,6 +38,10 @@ func (d *Dashboard) schedules(w http.ResponseWriter, r *http.Request) {
 		p.Sort = "next"
 	}
 	after, afterID := q.Get("after"), q.Get("after_id")
+	if why := checkCursor(p.Sort, after, afterID); why != "" {
+		d.badRequest(w, r, why)
+		return
+	}
 	var err error
 	if after == "" {
 		p.Invalid, err = d.scheduleList(r.Context(), true, invalidShown, p, "", "")
@@ -60,6 +64,28 @@ func (d *Dashboard) schedules(w http.ResponseWriter, r *http.Request) {
 		p.More = "/schedules?" + v.Encode()
 	}
 	d.render(w, r, "schedules", "Schedules", p)
+}
+
+// checkCursor says what is wrong with a schedules page's keyset cursor
+// (after, after_id), or "": each sort has its own key type.
+func checkCursor(sort, after, afterID string) string {
+	if after == "" && afterID == "" {
+		return ""
+	}
+	if _, err := strconv.ParseInt(afterID, 10, 64); err != nil {
+		return "after_id is not a number"
+	}
+	switch sort {
+	case "id":
+		if _, err := strconv.ParseInt(after, 10, 64); err != nil {
+			return "after is not a schedule id"
+		}
+	case "next":
+		if _, err := time.Parse("2006-01-02T15:04:05.999999", after); err != nil && after != "infinity" {
+			return "after is not a time (2006-01-02T15:04:05)"
+		}
+	}
+	return ""
 }
 
 // scheduleList reads up to limit schedules that cannot run (invalid) or

@@ -1,16 +1,24 @@
 package dashboard
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/atis-edu/atis-scheduler/internal/admin"
 )
 
 // Cookie names.
@@ -20,9 +28,10 @@ const (
 	flashCookie   = "atis_flash"
 )
 
-// session is who signed in, until when. It lives in a cookie signed with a
-// key derived from the token: no server state, valid on every replica that
-// shares the token, and void once the token changes.
+// session is who signed in, until when. Its cookie is signed with a key
+// derived from the token (void once the token changes) and names a row of
+// scheduler_dashboard_sessions (Nonce): every replica reads the same rows,
+// so signing out, here or everywhere, ends the session on all of them.
 type session struct {
 	Name    string `json:"n"`
 	Expires int64  `json:"e"`
@@ -73,6 +82,11 @@ func (d *Dashboard) session(r *http.Request) *session {
 	if json.Unmarshal(b, &s) != nil || d.cfg.Now().Unix() >= s.Expires {
 		return nil
 	}
+	var live bool
+	if err := d.cfg.Pool.QueryRow(r.Context(), `SELECT EXISTS (SELECT 1 FROM scheduler_dashboard_sessions
+		WHERE id = $1 AND expires_at > now())`, s.Nonce).Scan(&live); err != nil || !live {
+		return nil // signed out (here, elsewhere, everywhere), or the database cannot say
+	}
 	s.raw = payload
 	return &s
 }
@@ -90,25 +104,82 @@ func (d *Dashboard) csrf(s *session) string {
 	return d.sign("csrf", s.raw)
 }
 
-func (d *Dashboard) newSession(w http.ResponseWriter, r *http.Request, name string) {
-	s := session{Name: name, Expires: d.cfg.Now().Add(d.cfg.SessionTTL).Unix(), Nonce: rand.Text()}
+func (d *Dashboard) newSession(w http.ResponseWriter, r *http.Request, name string) error {
+	expires := d.cfg.Now().Add(d.cfg.SessionTTL)
+	s := session{Name: name, Expires: expires.Unix(), Nonce: rand.Text()}
+	if _, err := d.cfg.Pool.Exec(r.Context(), `WITH gone AS (DELETE FROM scheduler_dashboard_sessions WHERE expires_at <= now())
+		INSERT INTO scheduler_dashboard_sessions (id, name, address, user_agent, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		s.Nonce, name, d.clientAddress(r), r.UserAgent(), expires); err != nil {
+		return fmt.Errorf("record session: %w", err)
+	}
 	b, _ := json.Marshal(s)
 	payload := base64.RawURLEncoding.EncodeToString(b)
-	setCookie(w, r, sessionCookie, payload+"."+d.sign("session", payload), int(d.cfg.SessionTTL.Seconds()))
+	d.setCookie(w, r, sessionCookie, payload+"."+d.sign("session", payload), int(d.cfg.SessionTTL.Seconds()))
+	return nil
 }
 
-func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+// setCookie sets a cookie of the dashboard's: HttpOnly, SameSite=Strict,
+// and Secure whenever the browser reached us over HTTPS (see secure).
+func (d *Dashboard) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name: name, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: d.secure(r),
 	})
+}
+
+// secure says whether the browser reached the dashboard over HTTPS: TLS on
+// this listener, the HTTPS setting (a TLS proxy in front), or a trusted
+// proxy's X-Forwarded-Proto.
+func (d *Dashboard) secure(r *http.Request) bool {
+	return r.TLS != nil || d.cfg.HTTPS || (d.fromTrustedProxy(r) && strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"))
+}
+
+// fromTrustedProxy says whether the request's peer is one of
+// TrustedProxies, whose forwarding headers are believed.
+func (d *Dashboard) fromTrustedProxy(r *http.Request) bool {
+	ip, ok := peerIP(r.RemoteAddr)
+	return ok && slices.ContainsFunc(d.cfg.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(ip) })
+}
+
+func peerIP(remoteAddr string) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		a, err := netip.ParseAddr(remoteAddr)
+		return a.Unmap(), err == nil
+	}
+	return ap.Addr().Unmap(), true
+}
+
+// clientAddress is the browser's address: the peer, or, behind a trusted
+// proxy, the last X-Forwarded-For entry that is not one of them (the one
+// the nearest trusted proxy saw).
+func (d *Dashboard) clientAddress(r *http.Request) string {
+	ip, ok := peerIP(r.RemoteAddr)
+	if !ok {
+		return r.RemoteAddr
+	}
+	if !d.fromTrustedProxy(r) {
+		return ip.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		hop = hop.Unmap()
+		if !slices.ContainsFunc(d.cfg.TrustedProxies, func(p netip.Prefix) bool { return p.Contains(hop) }) {
+			return hop.String()
+		}
+	}
+	return ip.String()
 }
 
 // loginForm shows the sign-in form, with a login CSRF token (double submit:
 // the same random value in a cookie and in the form).
 func (d *Dashboard) loginForm(w http.ResponseWriter, r *http.Request) {
 	nonce := rand.Text()
-	setCookie(w, r, loginCookie, nonce, 600)
+	d.setCookie(w, r, loginCookie, nonce, 600)
 	d.render(w, r, "login", "Sign in", loginPage{Next: localPath(r.URL.Query().Get("next")), Nonce: nonce})
 }
 
@@ -124,8 +195,12 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the sign-in form expired: load /login again", http.StatusForbidden)
 		return
 	}
-	if !d.logins.Allow() {
-		http.Error(w, "too many sign-in attempts: wait a moment", http.StatusTooManyRequests)
+	address := d.clientAddress(r)
+	if why, err := d.loginsExhausted(r.Context(), address); err != nil {
+		d.fail(w, r, err)
+		return
+	} else if why != "" {
+		http.Error(w, why, http.StatusTooManyRequests)
 		return
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
@@ -136,21 +211,83 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	case name == "" || utf8.RuneCountInString(name) > 100:
 		page.Error = "Give your name (up to 100 characters): it goes into the audit log of every action."
 	case !d.tokenMatches(r.PostFormValue("token")):
-		d.cfg.Logger.WarnContext(r.Context(), "dashboard: sign-in with a wrong token", slog.String("remote_addr", r.RemoteAddr))
+		d.cfg.Logger.WarnContext(r.Context(), "dashboard: sign-in with a wrong token", slog.String("client", address))
 		page.Error = "That token is not the one configured in ATIS_UI_TOKEN."
+		if err := d.loginFailed(r.Context(), address); err != nil {
+			d.fail(w, r, err)
+			return
+		}
 	}
 	if page.Error != "" {
 		d.renderStatus(w, r, http.StatusUnauthorized, "login", "Sign in", page)
 		return
 	}
-	setCookie(w, r, loginCookie, "", -1)
-	d.newSession(w, r, name)
-	d.cfg.Logger.InfoContext(r.Context(), "dashboard: signed in", slog.String("name", name), slog.String("remote_addr", r.RemoteAddr))
+	d.setCookie(w, r, loginCookie, "", -1)
+	if err := d.newSession(w, r, name); err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.cfg.Logger.InfoContext(r.Context(), "dashboard: signed in", slog.String("name", name), slog.String("client", address))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, _ *session) {
-	setCookie(w, r, sessionCookie, "", -1)
+// Sign-in limits, over loginWindow, on every replica together: failed
+// attempts from one client address, and from all. Only failures count, and
+// only for the window: a correct token is refused for at most a window
+// after the failures stop.
+const (
+	loginWindow     = time.Minute
+	loginsPerClient = 10
+	loginsInAll     = 100
+)
+
+// loginsExhausted says why a sign-in from address must wait, or "".
+func (d *Dashboard) loginsExhausted(ctx context.Context, address string) (string, error) {
+	var mine, all int
+	if err := d.cfg.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE address = $1), count(*) FROM scheduler_dashboard_logins
+		WHERE attempted_at > now() - make_interval(secs => $2)`, address, loginWindow.Seconds()).Scan(&mine, &all); err != nil {
+		return "", fmt.Errorf("count sign-in attempts: %w", err)
+	}
+	switch {
+	case mine >= loginsPerClient:
+		return fmt.Sprintf("too many failed sign-ins from your address: wait up to %s", loginWindow), nil
+	case all >= loginsInAll:
+		return fmt.Sprintf("too many failed sign-ins to this dashboard: wait up to %s", loginWindow), nil
+	}
+	return "", nil
+}
+
+// loginFailed counts a failed sign-in from address, and forgets those
+// older than the window.
+func (d *Dashboard) loginFailed(ctx context.Context, address string) error {
+	_, err := d.cfg.Pool.Exec(ctx, `WITH old AS (DELETE FROM scheduler_dashboard_logins WHERE attempted_at <= now() - make_interval(secs => $2))
+		INSERT INTO scheduler_dashboard_logins (address) VALUES ($1)`, address, loginWindow.Seconds())
+	if err != nil {
+		return fmt.Errorf("count a failed sign-in: %w", err)
+	}
+	return nil
+}
+
+// logout ends this session on every replica.
+func (d *Dashboard) logout(w http.ResponseWriter, r *http.Request, s *session) {
+	if _, err := d.cfg.Pool.Exec(r.Context(), `DELETE FROM scheduler_dashboard_sessions WHERE id = $1`, s.Nonce); err != nil {
+		d.fail(w, r, fmt.Errorf("sign out: %w", err))
+		return
+	}
+	d.setCookie(w, r, sessionCookie, "", -1)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// logoutEverywhere ends every session of the dashboard, on every replica,
+// this one included, with an audit row.
+func (d *Dashboard) logoutEverywhere(w http.ResponseWriter, r *http.Request, s *session) {
+	n, err := admin.EndSessions(r.Context(), d.cfg.Pool, actor(r, s))
+	if err != nil {
+		d.fail(w, r, err)
+		return
+	}
+	d.cfg.Logger.InfoContext(r.Context(), "dashboard: signed out everywhere", slog.Int("sessions", n), slog.String("by", s.Name))
+	d.setCookie(w, r, sessionCookie, "", -1)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -172,9 +309,20 @@ func (d *Dashboard) action(h func(http.ResponseWriter, *http.Request, *session))
 	}
 }
 
-// localPath returns p when it is a path on this site, else "/".
+// localPath returns p when it is a path on this site, else "/". It must
+// stay one after a browser has read it as a Location: browsers drop tabs
+// and newlines anywhere, trim spaces and other control characters at the
+// ends and read a backslash as a slash, so "/\t/evil.example" would go to
+// //evil.example. A path holding any of those, or one that does not parse as
+// a relative reference to a path on this origin, is refused.
 func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
+	bad := func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' || r == ' ' }
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsFunc(p, bad) || !utf8.ValidString(p) {
+		return "/"
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") ||
+		strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return p
@@ -182,16 +330,16 @@ func localPath(p string) string {
 
 // flash leaves a message for the next page this browser loads. A cookie,
 // not a query parameter: no link from elsewhere can plant one.
-func flash(w http.ResponseWriter, r *http.Request, msg string) {
-	setCookie(w, r, flashCookie, base64.RawURLEncoding.EncodeToString([]byte(msg)), 60)
+func (d *Dashboard) flash(w http.ResponseWriter, r *http.Request, msg string) {
+	d.setCookie(w, r, flashCookie, base64.RawURLEncoding.EncodeToString([]byte(msg)), 60)
 }
 
-func takeFlash(w http.ResponseWriter, r *http.Request) string {
+func (d *Dashboard) takeFlash(w http.ResponseWriter, r *http.Request) string {
 	c, err := r.Cookie(flashCookie)
 	if err != nil {
 		return ""
 	}
-	setCookie(w, r, flashCookie, "", -1)
+	d.setCookie(w, r, flashCookie, "", -1)
 	b, _ := base64.RawURLEncoding.DecodeString(c.Value)
 	return string(b)
 }

@@ -65,8 +65,28 @@ func Listen(addr string, ready ReadyFunc, metrics http.Handler, logger *slog.Log
 	for _, o := range opts {
 		o(mux)
 	}
-	s.server = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.server = &http.Server{Handler: limitBodies(mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: ReadTimeout,
+		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, MaxHeaderBytes: MaxHeaderBytes}
 	return s, nil
+}
+
+// Limits of the listener: a client that trickles its headers or body, or
+// reads its answer slowly, or sends more than a form needs, is cut off
+// rather than holding a connection (and the daemon's memory).
+const (
+	ReadTimeout    = 10 * time.Second // the whole request, body included
+	WriteTimeout   = 30 * time.Second // longer than a page's query bound
+	IdleTimeout    = 60 * time.Second // a kept-alive connection between requests
+	MaxHeaderBytes = 16 << 10
+	MaxBodyBytes   = 64 << 10 // a sign-in or an action's form
+)
+
+// limitBodies cuts every request body at MaxBodyBytes.
+func limitBodies(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Addr is the address the server listens on.

@@ -5,6 +5,7 @@ package origin
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -88,6 +89,42 @@ func CheckRedirect(trusted []string, strip ...string) func(req *http.Request, vi
 					delete(req.Header, name) // as set, even if not canonical
 				}
 			}
+		}
+		return nil
+	}
+}
+
+// RedirectError is CheckBodyRedirect's refusal of a redirect.
+type RedirectError struct {
+	Status   int
+	Location string // where it pointed, credentials hidden by the caller's choice
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("answered %d %s pointing to %s: a request with a body follows only 307 or 308 to the same origin "+
+		"(any other redirect would change the method or drop the body): update the URL", e.Status, http.StatusText(e.Status), e.Location)
+}
+
+// CheckBodyRedirect returns an http.Client CheckRedirect for requests whose
+// body is what matters (a delivery, a POST with data): it follows only 307
+// and 308, which keep the method and the body, and only to the first
+// request's origin, with every header (a signature included), at most 10
+// times. Any other redirect stops the request with a *RedirectError naming
+// the status and where it pointed (shown by show, which should hide what a
+// URL may carry): net/http would turn a 301, 302 or 303 into a GET without
+// the body, and the final 200 would look like a delivery.
+func CheckBodyRedirect(show func(*url.URL) string) func(req *http.Request, via []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= maxRedirects {
+			return errors.New("stopped after 10 redirects")
+		}
+		status := 0
+		if req.Response != nil {
+			status = req.Response.StatusCode
+		}
+		keeps := status == http.StatusTemporaryRedirect || status == http.StatusPermanentRedirect
+		if !keeps || Of(req.URL) != Of(via[0].URL) {
+			return &RedirectError{Status: status, Location: show(req.URL)}
 		}
 		return nil
 	}

@@ -12,34 +12,64 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 )
 
 // Marker replaces every hidden value.
 const Marker = "[redacted]"
 
 // URL returns raw without its credentials, for messages: the user info,
-// and the value of every query parameter, become Marker. An unparseable URL
-// is not shown at all.
+// the value of every query and fragment parameter (access_token=… in an
+// OAuth fragment), and every path segment that looks like a credential
+// (see Segment) become Marker. An unparseable URL is not shown at all:
+// it is Marker.
 func URL(raw string) string {
+	// What a URL shows already (the Marker in place of a user or a value)
+	// reads again as it was: URL is idempotent.
+	raw = strings.ReplaceAll(raw, Marker, markerStandIn)
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "(unparseable URL)"
+		return Marker
 	}
+	return strings.ReplaceAll(urlShown(u), markerStandIn, Marker)
+}
+
+// markerStandIn holds Marker's place while a URL is parsed (brackets are
+// no part of a user name or a path).
+const markerStandIn = "REDACTEDxMARKER"
+
+func urlShown(u *url.URL) string {
 	hadUser := u.User != nil
 	u.User = nil
-	query := u.RawQuery
-	u.RawQuery = ""
+	query, fragment := u.RawQuery, u.EscapedFragment()
+	u.RawQuery, u.Fragment, u.RawFragment = "", "", ""
+	u.ForceQuery = false
+	path := u.EscapedPath()
+	segments := strings.Split(path, "/")
+	changed := false
+	for i, seg := range segments {
+		if plain, err := url.PathUnescape(seg); err == nil && Segment(plain) {
+			segments[i], changed = Marker, true
+		}
+	}
 	out := u.String()
+	if changed {
+		out = strings.TrimSuffix(out, path) + strings.Join(segments, "/")
+	}
 	if hadUser {
 		out = strings.Replace(out, "//", "//"+Marker+"@", 1)
 	}
 	if query != "" {
 		out += "?" + hideQueryValues(query)
 	}
+	if fragment != "" {
+		out += "#" + hideQueryValues(fragment)
+	}
 	return out
 }
 
-// hideQueryValues keeps each key of a raw query and replaces its value.
+// hideQueryValues keeps each key of a raw query (or fragment) and replaces
+// its value.
 func hideQueryValues(query string) string {
 	parts := strings.Split(query, "&")
 	for i, p := range parts {
@@ -59,14 +89,50 @@ func Error(err error, rawURL string) string {
 	return strings.ReplaceAll(err.Error(), rawURL, URL(rawURL))
 }
 
-// urlCredentials matches the user:password of a URL inside free text.
-var urlCredentials = regexp.MustCompile(`(://)[^/\s@]+@`)
+// urls matches the URLs inside free text.
+var urls = regexp.MustCompile(`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s"'<>\\]+`)
 
 // Text hides the credentials of every URL inside free text (an error, a
-// trace, a message a provider sent back).
+// trace, a message a provider sent back, a JSON string): as URL does.
 func Text(s string) string {
-	return urlCredentials.ReplaceAllString(s, "${1}"+Marker+"@")
+	s = strings.ReplaceAll(s, Marker, markerStandIn) // shown already: read as it was
+	s = urls.ReplaceAllStringFunc(s, func(u string) string {
+		trail := strings.TrimRight(u, ".,;:)]}")
+		return URL(trail) + u[len(trail):]
+	})
+	return strings.ReplaceAll(s, markerStandIn, Marker)
 }
+
+// tokenShapes are what a credential in a URL's path looks like: a
+// Telegram-style bot token (bot123456:AA…), a JWT, or a long opaque run of
+// letters and digits (an API key, a webhook secret, a UUID).
+var tokenShapes = []*regexp.Regexp{
+	regexp.MustCompile(`^(?i:bot)?\d{3,}:[\w-]+$`),
+	regexp.MustCompile(`^eyJ[\w-]*\.[\w-]+\.[\w-]*$`),
+	regexp.MustCompile(`^[A-Za-z0-9_\-.~+=]{16,}$`),
+}
+
+// Segment reports whether one path segment looks like a credential: one of
+// the token shapes (with at least one digit and one letter, so that a word
+// such as "notifications" is no token), or a configured pattern.
+func Segment(seg string) bool {
+	if seg == "" || seg == Marker || seg == markerStandIn {
+		return false
+	}
+	for _, p := range current().patterns {
+		if p.MatchString(seg) {
+			return true
+		}
+	}
+	for i, shape := range tokenShapes {
+		if shape.MatchString(seg) && (i < 2 || (strings.ContainsAny(seg, "0123456789") && strings.IndexFunc(seg, isLetter) >= 0)) {
+			return true
+		}
+	}
+	return false
+}
+
+func isLetter(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }
 
 // Secrets are known secret values (an integration's credentials, its
 // configured header values) to cut from messages, whatever surrounds them.
@@ -168,8 +234,49 @@ func IsConfigRef(v any) bool {
 	return ok
 }
 
-// secretKey matches JSON keys whose values are never shown.
-var secretKey = regexp.MustCompile(`(?i)pass|secret|token|auth|credential|cookie|api[_-]?key|private|signature|^key$`)
+// secretKey matches JSON keys whose values are never shown: names that say
+// secret, token, password, key (configurable: Configure).
+var secretKey = regexp.MustCompile(`(?i)pass|secret|token|auth|credential|cookie|api[_-]?key|private|signature|session|^key$`)
+
+// SecretKey reports whether a JSON key or a header name says its value is a
+// secret.
+func SecretKey(name string) bool {
+	if secretKey.MatchString(name) {
+		return true
+	}
+	for _, p := range current().keys {
+		if p.MatchString(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Settings add to what redaction hides, for secrets of shapes it cannot
+// guess. The zero value adds nothing.
+type Settings struct {
+	// Keys are patterns of JSON keys (body fields, config entries) whose
+	// values are secrets (ATIS_REDACT_KEYS).
+	Keys []*regexp.Regexp
+	// Patterns are patterns of URL path segments and of values that are
+	// secrets (ATIS_REDACT_PATTERNS).
+	Patterns []*regexp.Regexp
+}
+
+type settings struct{ keys, patterns []*regexp.Regexp }
+
+var configured atomic.Pointer[settings]
+
+// Configure sets what the daemon's configuration adds, for the whole
+// process: every later redaction uses it.
+func Configure(s Settings) { configured.Store(&settings{keys: s.Keys, patterns: s.Patterns}) }
+
+func current() *settings {
+	if s := configured.Load(); s != nil {
+		return s
+	}
+	return &settings{}
+}
 
 // JSON returns raw with the value of every secret-looking key replaced, and
 // every value of a "headers" object too (a from_config reference names a
@@ -197,7 +304,7 @@ func value(v any, inHeaders bool) any {
 			return t
 		}
 		for k, val := range t {
-			if (inHeaders || secretKey.MatchString(k)) && !IsConfigRef(val) {
+			if (inHeaders || SecretKey(k)) && !IsConfigRef(val) {
 				t[k] = Marker
 				continue
 			}
@@ -213,4 +320,14 @@ func value(v any, inHeaders bool) any {
 		return Text(t)
 	}
 	return v
+}
+
+// Value reports whether a whole value matches a configured pattern.
+func Value(s string) bool {
+	for _, p := range current().patterns {
+		if p.MatchString(s) {
+			return true
+		}
+	}
+	return false
 }

@@ -3,8 +3,8 @@
 // its Args and the Metadata the Recorder reads. Every run, scheduled,
 // manual or dispatched, goes through Enqueue or EnqueueMany.
 //
-// It imports nothing else of this module, so that any job class can enqueue
-// runs without depending on the scheduler.
+// It imports nothing else of this module but internal/redact (a leaf), so
+// that any job class can enqueue runs without depending on the scheduler.
 package runqueue
 
 import (

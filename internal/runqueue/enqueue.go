@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 )
 
 // The seed's column defaults of scheduled_jobs, which a run of a row that
@@ -120,6 +122,7 @@ func EnqueueMany(ctx context.Context, tx pgx.Tx, client *river.Client[pgx.Tx], r
 		if err != nil {
 			return nil, err
 		}
+		payload = redact.JSON(payload) // job_logs shows no field named secret, whatever the class
 		ids[i], jobIDs[i], classes[i], queues[i], payloads[i] = r.Job.ID, fmt.Sprint(r.Job.ID),
 			cmp.Or(runs[i].JobClass, runs[i].Class), r.Job.Queue, string(payload)
 		if id := queued[i].ScheduledJobID; id != 0 {

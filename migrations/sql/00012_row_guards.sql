@@ -4,8 +4,20 @@
 -- left an active row that no daemon would plan again: only a change of the
 -- schedule's columns asked for a plan. A NULL written by anyone but a daemon
 -- now asks for one too, and the row is scheduled from its expression.
+--
+-- The trigger wrote updated_at = now() in the editing session's time zone,
+-- over a value the statement set itself. It now keeps an explicit value,
+-- and writes its own in the web app's clock: the zone the daemons record in
+-- scheduler_settings (their ATIS_DB_TIMEZONE), the session's until one has.
 
 -- +goose Up
+CREATE TABLE IF NOT EXISTS scheduler_settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE scheduler_settings IS 'ATIS scheduler: what the daemons tell the database''s triggers (atis-scheduler internal)';
+
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION atis_scheduled_jobs_before_write() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -58,7 +70,10 @@ BEGIN
         IF NEW.next_run_at IS NOT DISTINCT FROM OLD.next_run_at THEN
             NEW.next_run_at := NULL;
         END IF;
-        NEW.updated_at := now();
+        IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
+            NEW.updated_at := now() AT TIME ZONE coalesce(
+                (SELECT value FROM scheduler_settings WHERE key = 'db_timezone'), current_setting('TimeZone'));
+        END IF;
     ELSIF NEW.next_run_at IS NULL AND OLD.next_run_at IS NOT NULL
           AND current_setting('atis.scheduler', true) IS DISTINCT FROM 'on' THEN
         -- next_run_at cleared by hand: schedule the row from its expression.
@@ -70,6 +85,7 @@ $$;
 -- +goose StatementEnd
 
 -- +goose Down
+DROP TABLE IF EXISTS scheduler_settings;
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION atis_scheduled_jobs_before_write() RETURNS trigger
 LANGUAGE plpgsql AS $$

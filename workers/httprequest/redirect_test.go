@@ -1,6 +1,7 @@
 package httprequest_test
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -81,4 +82,53 @@ func TestHTTPRequestRedirect(t *testing.T) {
 		require.Equal(t, key, landed.Get("X-Api-Key"))
 		require.Equal(t, "configured", landed.Get("X-Tenant"))
 	})
+}
+
+// TestHTTPRequestRedirectWithABody: an http_request with a body follows
+// only 307/308 to the same origin (method and body kept); a 301 that would
+// have become a GET without the body fails the run saying where it pointed.
+// Without a body, a 301 is followed as before.
+func TestHTTPRequestRedirectWithABody(t *testing.T) {
+	t.Parallel()
+
+	pool := dbtest.NewPool(t)
+	h := schedtest.Start(t, pool, httprequest.New(httprequest.Config{Pool: pool}))
+	var mu sync.Mutex
+	var landed []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/landed":
+			body, _ := io.ReadAll(r.Body)
+			mu.Lock()
+			landed = append(landed, r.Method+" "+string(body))
+			mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+		case "/moved":
+			http.Redirect(w, r, "/landed", http.StatusMovedPermanently)
+		case "/temporary":
+			http.Redirect(w, r, "/landed", http.StatusTemporaryRedirect)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	last := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(landed) == 0 {
+			return ""
+		}
+		return landed[len(landed)-1]
+	}
+
+	out := h.Run(t, "http_request", map[string]any{"url": srv.URL + "/moved", "method": "POST", "body": map[string]int{"n": 1}})
+	require.Equal(t, "failed", out.Status)
+	require.Contains(t, out.Error, "answered 301 Moved Permanently pointing to "+srv.URL+"/landed")
+	require.Empty(t, last(), "no GET without the body")
+
+	out = h.Run(t, "http_request", map[string]any{"url": srv.URL + "/temporary", "method": "POST", "body": map[string]int{"n": 2}})
+	require.Equal(t, "completed", out.Status, out.Error)
+	require.Equal(t, `POST {"n": 2}`, last(), "the body as the schedule's jsonb holds it")
+
+	out = h.Run(t, "http_request", map[string]any{"url": srv.URL + "/moved"})
+	require.Equal(t, "completed", out.Status, out.Error)
+	require.Equal(t, "GET ", last())
 }

@@ -74,17 +74,13 @@ type Params struct {
 
 // New returns the http_request class.
 func New(cfg Config) workers.Class {
-	client := retryablehttp.NewClient()
-	client.HTTPClient = cleanhttp.DefaultPooledClient()
 	// Go drops only Authorization and cookies on a redirect to another host
 	// (not to another port or a subdomain); the configured headers, which
-	// may hold keys, must not follow either.
-	client.HTTPClient.CheckRedirect = origin.CheckRedirect(nil)
-	client.RetryMax = 0 // River retries the attempt, by max_attempts
-	client.Logger = nil
-	// The default handler folds the URL into its error; ours reports what
-	// matters without repeating it.
-	client.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	// may hold keys, must not follow either. A request with a body follows
+	// only 307/308 to the same origin: net/http would turn a 301/302/303
+	// into a GET without the body, and its 200 would look like success.
+	client := newClient(origin.CheckRedirect(nil))
+	bodyClient := newClient(origin.CheckBodyRedirect(func(u *url.URL) string { return redact.URL(u.String()) }))
 	source := paramSource{settings: settings.Reader{Pool: cfg.Pool, Keys: cfg.AppKeys}}
 	return workers.Define(workers.Definition[*Params]{
 		Name:    Name,
@@ -92,14 +88,35 @@ func New(cfg Config) workers.Class {
 		Resolve: source.params,
 		Timeout: func(p *Params) time.Duration { return p.timeout + 5*time.Second },
 		Run: func(ctx context.Context, job workers.Job[*Params]) (any, error) {
+			if job.Params.hasBody() {
+				return do(ctx, bodyClient, job.Params)
+			}
 			return do(ctx, client, job.Params)
 		},
 		Redact: Redact,
 	})
 }
 
+// newClient is a client that makes one try (River retries the attempt, by
+// max_attempts) under redirect policy checkRedirect.
+func newClient(checkRedirect func(*http.Request, []*http.Request) error) *retryablehttp.Client {
+	client := retryablehttp.NewClient()
+	client.HTTPClient = cleanhttp.DefaultPooledClient()
+	client.HTTPClient.CheckRedirect = checkRedirect
+	client.RetryMax = 0
+	client.Logger = nil
+	// The default handler folds the URL into its error; ours reports what
+	// matters without repeating it.
+	client.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	return client
+}
+
+// hasBody says whether the request sends a body.
+func (p *Params) hasBody() bool { return len(p.Body) > 0 && string(p.Body) != "null" }
+
 // Redact hides header values (a from_config reference, which names a key,
-// is shown) and URL credentials.
+// is shown), URL credentials (user info, query and fragment values, path
+// segments shaped like tokens) and body fields whose names say secret.
 func Redact(params json.RawMessage) json.RawMessage {
 	var m map[string]any
 	if json.Unmarshal(params, &m) != nil {
@@ -116,7 +133,7 @@ func Redact(params json.RawMessage) json.RawMessage {
 		m["url"] = redact.URL(s)
 	}
 	out, _ := json.Marshal(m)
-	return out
+	return redact.JSON(out) // body fields named password, token, secret…; URLs anywhere
 }
 
 // do makes the request of one attempt; its result is the status, the time
@@ -125,7 +142,7 @@ func do(ctx context.Context, client *retryablehttp.Client, p *Params) (any, erro
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	var body io.Reader
-	if len(p.Body) > 0 && string(p.Body) != "null" {
+	if p.hasBody() {
 		var s string
 		if json.Unmarshal(p.Body, &s) == nil {
 			body = strings.NewReader(s)

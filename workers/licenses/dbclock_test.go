@@ -37,4 +37,7 @@ func TestBakuClockedExpiry(t *testing.T) {
 	}
 	require.Equal(t, "active", check("2026-06-01T05:59:59Z"), "09:59:59 in Baku")
 	require.Equal(t, "expired", check("2026-06-01T06:00:01Z"), "10:00:01 in Baku")
+	// Texts that reach people carry the real zone (it said "10:00 UTC").
+	require.Contains(t, dbtest.Scalar[string](t, pool, "SELECT message FROM system_notifications WHERE type = 'license_expired'"),
+		"expired on 2026-06-01 10:00 +04 (Asia/Baku).")
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -207,7 +208,7 @@ func expire(ctx context.Context, tx pgx.Tx, l license, now time.Time) error {
 		return err
 	}
 	title := "License expired: " + l.module()
-	msg := fmt.Sprintf("The %s license (#%d) of %s expired on %s.", l.module(), l.ID, l.holder(), l.ExpiresAt.Format("2006-01-02 15:04 UTC"))
+	msg := fmt.Sprintf("The %s license (#%d) of %s expired on %s.", l.module(), l.ID, l.holder(), when(*l.ExpiresAt))
 	return notify(ctx, tx, "license_expired", "danger", title, msg, l, now, nil)
 }
 
@@ -235,10 +236,12 @@ func warn(ctx context.Context, tx pgx.Tx, l license, days []int, now time.Time) 
 	if err != nil || len(fresh) == 0 {
 		return 0, err
 	}
+	// One notice, for the nearest threshold crossed; the others are
+	// recorded above and never come later. It says the time really left.
 	urgent := int(slices.Min(fresh))
-	title := fmt.Sprintf("License expires in %s: %s", plural(urgent, "day"), l.module())
+	title := fmt.Sprintf("License expires in %s: %s", timeLeft(left), l.module())
 	msg := fmt.Sprintf("The %s license (#%d) of %s expires on %s (in %s).", l.module(), l.ID, l.holder(),
-		l.ExpiresAt.Format("2006-01-02 15:04 UTC"), plural(urgent, "day"))
+		when(*l.ExpiresAt), timeLeft(left))
 	var id int64
 	if err := notify(ctx, tx, "license_expiring", "warning", title, msg, l, now, &id); err != nil {
 		return 0, err
@@ -282,6 +285,30 @@ func (l license) holder() string {
 		return fmt.Sprintf("institution %s (#%d)", *l.Institution, *l.InstitutionID)
 	default:
 		return fmt.Sprintf("institution #%d", *l.InstitutionID)
+	}
+}
+
+// when shows an instant as people read it: in the zone the database's
+// TIMESTAMP columns are written in (ATIS_DB_TIMEZONE's, which the pool
+// reads them in), named ("2026-06-01 21:36 +04 (Asia/Baku)", "… UTC").
+func when(t time.Time) string {
+	s := t.Format("2006-01-02 15:04 MST")
+	if name := t.Location().String(); name != "UTC" && name != "Local" && !strings.HasSuffix(s, " "+name) {
+		s += " (" + name + ")"
+	}
+	return s
+}
+
+// timeLeft says how long until an expiry, rounded down: "5 days", "1 day",
+// "20 hours", "45 minutes".
+func timeLeft(d time.Duration) string {
+	switch {
+	case d >= 24*time.Hour:
+		return plural(int(d/(24*time.Hour)), "day")
+	case d >= time.Hour:
+		return plural(int(d/time.Hour), "hour")
+	default:
+		return plural(max(1, int(d/time.Minute)), "minute")
 	}
 }
 

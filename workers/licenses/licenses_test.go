@@ -144,9 +144,12 @@ func TestWarningThresholds(t *testing.T) {
 		}
 		return titles
 	}
-	require.Equal(t, []string{"License expires in 30 days: Learning (lms)"}, warnedAt(ids["29d"]))
-	require.Equal(t, []string{"License expires in 7 days: Learning (lms)"}, warnedAt(ids["6d"]), "one notice for the most urgent threshold crossed")
-	require.Equal(t, []string{"License expires in 1 day: Learning (lms)"}, warnedAt(ids["12h"]))
+	// The time really left, not the threshold (it said "in 7 days" for six).
+	require.Equal(t, []string{"License expires in 29 days: Learning (lms)"}, warnedAt(ids["29d"]))
+	require.Equal(t, []string{"License expires in 6 days: Learning (lms)"}, warnedAt(ids["6d"]), "one notice for the most urgent threshold crossed")
+	require.Equal(t, []string{"License expires in 12 hours: Learning (lms)"}, warnedAt(ids["12h"]))
+	require.Equal(t, 2, b.count(t, "SELECT count(*) FROM license_expiry_warnings WHERE license_id = $1", ids["6d"]),
+		"the 30-day threshold is recorded with the 7-day one")
 	require.Empty(t, warnedAt(ids["40d"]))
 	require.Equal(t, "warning", dbtest.Scalar[string](t, b.pool, "SELECT DISTINCT level FROM system_notifications"))
 

@@ -33,7 +33,7 @@ test: build ## Run the whole test suite on a throwaway PostgreSQL
 test/race: build ## Run the whole test suite with the race detector
 	$(WITH_TEST_DB) $(GO) test -count=1 -race -timeout 15m ./...
 
-test-chaos: build ## The chaos suite at full length: kill -9, outage, hostile providers, secrets (`make test` runs it short)
+test-chaos: build ## The chaos suite at full length: kill -9, outage, hostile providers and rows, secrets (`make test` runs it short)
 	$(WITH_TEST_DB) env ATIS_CHAOS=full $(GO) test -count=1 -v -run Chaos -timeout 30m ./cmd/atis-scheduler/
 
 test-soak: build ## 10,000 schedules for 10 minutes; goroutines, RSS and sessions must stay flat (not in CI)
@@ -43,6 +43,9 @@ FUZZ_TIME ?= 30s
 fuzz: build ## Fuzz each target for FUZZ_TIME (30s); a crasher is written under the package's testdata/fuzz
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRow$$' -fuzztime $(FUZZ_TIME) ./internal/schedule/
 	$(WITH_TEST_DB) $(GO) test -run '^$$' -fuzz '^FuzzScheduleRows$$' -fuzztime $(FUZZ_TIME) ./scheduler/
+	$(GO) test -run '^$$' -fuzz '^FuzzURL$$' -fuzztime $(FUZZ_TIME) ./internal/redact/
+	$(GO) test -run '^$$' -fuzz '^FuzzLocalPath$$' -fuzztime $(FUZZ_TIME) ./internal/dashboard/
+	$(WITH_TEST_DB) $(GO) test -run '^$$' -fuzz '^FuzzQuery$$' -fuzztime $(FUZZ_TIME) ./internal/dashboard/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateParameters$$' -fuzztime $(FUZZ_TIME) ./internal/cli/
 	$(GO) test -run '^$$' -fuzz '^FuzzFetchPage$$' -fuzztime $(FUZZ_TIME) ./integrations/httpjson/
 

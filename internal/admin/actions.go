@@ -178,3 +178,33 @@ func EndSessions(ctx context.Context, pool *pgxpool.Pool, who Actor) (int, error
 	}
 	return n, nil
 }
+
+// DeleteSchedule deletes schedule id, with its audit row, and returns its
+// name and how many runs of history it leaves (job_logs keeps them; they
+// stay readable by its name). A run in progress finishes and is recorded.
+func DeleteSchedule(ctx context.Context, pool *pgxpool.Pool, id int64, who Actor) (string, int64, error) {
+	var name, class string
+	var runs int64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT name, job_class FROM scheduled_jobs WHERE id = $1 FOR UPDATE`, id).Scan(&name, &class)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: %d", ErrNotFound, id)
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(DISTINCT river_job_id) FROM job_logs WHERE scheduled_job_id = $1`, id).Scan(&runs); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM scheduled_jobs WHERE id = $1`, id); err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx, who, audit{Action: "delete", Resource: "scheduled_jobs",
+			Before: map[string]any{"id": id, "name": name, "job_class": class}, After: map[string]any{"id": id, "deleted": true, "runs_kept": runs},
+			Note: fmt.Sprintf("schedule %d (%s) deleted; %d runs of history kept", id, name, runs)})
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("delete schedule %d: %w", id, err)
+	}
+	return name, runs, nil
+}

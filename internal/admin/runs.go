@@ -44,7 +44,7 @@ type RunFilter struct {
 // Statuses are the job_logs statuses a run can be in.
 var Statuses = joblog.Statuses
 
-const runColumns = `l.river_job_id, l.scheduled_job_id, s.name, l.job_class, l.status, l.attempt,
+const runColumns = `l.river_job_id, l.scheduled_job_id, coalesce(s.name, d.name), l.job_class, l.status, l.attempt,
 	(l.payload->>'scheduled_for')::timestamptz, l.start_time, l.end_time, l.duration, l.error_message, l.executed_by`
 
 // ListRuns lists runs, newest first.
@@ -59,6 +59,7 @@ func ListRuns(ctx context.Context, db DB, f RunFilter) ([]Run, error) {
 	rows, err := db.Query(ctx, `SELECT * FROM (
 			SELECT DISTINCT ON (l.river_job_id) `+runColumns+`
 			FROM job_logs l LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
+		LEFT JOIN scheduler_deleted_schedules d ON d.id = l.scheduled_job_id
 			WHERE l.river_job_id IS NOT NULL AND ($1 = 0 OR l.scheduled_job_id = $1)
 			  AND ($2::timestamp IS NULL OR l.created_at >= $2)
 			ORDER BY l.river_job_id DESC, l.attempt DESC) runs
@@ -114,6 +115,7 @@ func ShowRun(ctx context.Context, db DB, id int64) (RunDetail, error) {
 	var d RunDetail
 	rows, err := db.Query(ctx, `SELECT `+runColumns+`, l.queue, l.payload FROM job_logs l
 		LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
+		LEFT JOIN scheduler_deleted_schedules d ON d.id = l.scheduled_job_id
 		WHERE l.job_id = $2 AND l.river_job_id = $1 ORDER BY l.attempt DESC LIMIT 1`, id, fmt.Sprint(id))
 	if err != nil {
 		return d, err
@@ -164,7 +166,7 @@ type AttemptFilter struct {
 	Before      int64     // keyset: job_logs.id below this
 }
 
-const attemptColumns = `l.id, l.river_job_id, l.scheduled_job_id, s.name, l.job_class, l.attempt, l.status,
+const attemptColumns = `l.id, l.river_job_id, l.scheduled_job_id, coalesce(s.name, d.name), l.job_class, l.attempt, l.status,
 	l.start_time, l.end_time, l.duration, l.error_message, l.created_at`
 
 // Attempts lists job_logs rows newest first, at most limit. The WHERE
@@ -200,7 +202,8 @@ func Attempts(ctx context.Context, db DB, f AttemptFilter, limit int) ([]Attempt
 		where = "WHERE " + strings.Join(conds, " AND ")
 	}
 	rows, err := db.Query(ctx, `SELECT `+attemptColumns+` FROM job_logs l
-		LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id `+where+`
+		LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
+		LEFT JOIN scheduler_deleted_schedules d ON d.id = l.scheduled_job_id `+where+`
 		ORDER BY l.id DESC LIMIT `+strconv.Itoa(limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
@@ -229,6 +232,7 @@ func RunAttempts(ctx context.Context, db DB, id int64) ([]AttemptDetail, error) 
 	rows, err := db.Query(ctx, `SELECT `+attemptColumns+`, l.error_trace, coalesce(l.result, '{}'::jsonb),
 			coalesce(l.payload, '{}'::jsonb), l.queue
 		FROM job_logs l LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
+		LEFT JOIN scheduler_deleted_schedules d ON d.id = l.scheduled_job_id
 		WHERE l.job_id = $1 AND l.river_job_id = $2 ORDER BY l.attempt, l.id`, strconv.FormatInt(id, 10), id)
 	if err != nil {
 		return nil, fmt.Errorf("read run %d: %w", id, err)

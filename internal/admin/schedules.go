@@ -213,6 +213,41 @@ func ScheduleIDs(ctx context.Context, db DB, idOrName string) ([]int64, error) {
 	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
 
+// HistoryIDs returns the schedules an id or a name names, deleted ones
+// included (their runs stay in job_logs): for reading history.
+func HistoryIDs(ctx context.Context, db DB, idOrName string) ([]int64, error) {
+	if id, err := strconv.ParseInt(idOrName, 10, 64); err == nil {
+		return []int64{id}, nil
+	}
+	rows, err := db.Query(ctx, `SELECT id FROM scheduled_jobs WHERE name = $1
+		UNION SELECT id FROM scheduler_deleted_schedules WHERE name = $1 ORDER BY 1 LIMIT 100`, idOrName)
+	if err != nil {
+		return nil, fmt.Errorf("find schedule %q: %w", idOrName, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
+
+// Deleted is a schedule that was deleted, whose history remains.
+type Deleted struct {
+	ID        int64
+	Name      string
+	Class     *string
+	DeletedAt time.Time
+	Runs      int64
+}
+
+// GetDeleted reads what is left of deleted schedule id.
+func GetDeleted(ctx context.Context, db DB, id int64) (Deleted, error) {
+	var d Deleted
+	err := db.QueryRow(ctx, `SELECT id, name, job_class, deleted_at,
+			(SELECT count(DISTINCT river_job_id) FROM job_logs WHERE scheduled_job_id = $1)
+		FROM scheduler_deleted_schedules WHERE id = $1`, id).Scan(&d.ID, &d.Name, &d.Class, &d.DeletedAt, &d.Runs)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return d, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	return d, err
+}
+
 // Resolve turns an id or a name into one schedule's id and name.
 func Resolve(ctx context.Context, db DB, idOrName string) (int64, string, error) {
 	ids, err := ScheduleIDs(ctx, db, idOrName)

@@ -145,4 +145,23 @@ $`, out)
 		require.Equal(t, cli.ExitFailure, code)
 		require.Contains(t, errOut, `cannot run: unknown job class "nope"`)
 	})
+
+	// Deleting a schedule that has run: it asks for --yes, says how much
+	// history stays, and the history stays readable by name.
+	t.Run("Delete", func(t *testing.T) {
+		_, errOut, code := execute(t, env, "jobs", "delete", "ping")
+		require.Equal(t, cli.ExitUsage, code)
+		require.Contains(t, errOut, "this would delete scheduled job 1 (ping); its 1 runs of history would stay: add --yes to delete it")
+		require.Equal(t, 1, dbtest.Scalar[int](t, pool, "SELECT count(*) FROM scheduled_jobs WHERE id = 1"))
+
+		out, errOut, code := execute(t, env, "jobs", "delete", "ping", "--yes")
+		require.Zero(t, code, errOut)
+		require.Equal(t, "deleted scheduled job 1 (ping); its 1 runs of history stay (atis-scheduler runs list --job \"ping\")\n", out)
+		require.Zero(t, dbtest.Scalar[int](t, pool, "SELECT count(*) FROM scheduled_jobs WHERE id = 1"))
+		require.Equal(t, 1, dbtest.Scalar[int](t, pool, `SELECT count(*) FROM platform.audit_logs WHERE action = 'delete' AND new_state->>'runs_kept' = '1'`))
+
+		out, errOut, code = execute(t, env, "runs", "list", "--job", "ping")
+		require.Zero(t, code, errOut)
+		require.Contains(t, out, "ping", "the deleted schedule's runs, by its name")
+	})
 }

@@ -22,7 +22,7 @@ import (
 // ErrInvalidSchedules is returned by `jobs validate` when a row cannot run.
 var ErrInvalidSchedules = errors.New("some scheduled jobs cannot run")
 
-// jobsCommand holds `jobs next|list|validate|run|pause|resume`.
+// jobsCommand holds `jobs next|list|validate|run|pause|resume|delete`.
 type jobsCommand struct {
 	app *app
 
@@ -31,6 +31,7 @@ type jobsCommand struct {
 	json  bool
 	tz    string
 	user  int64
+	yes   bool
 }
 
 func newJobsCommand(a *app) *jobsCommand { return &jobsCommand{app: a} }
@@ -78,7 +79,14 @@ func (c *jobsCommand) command() *cobra.Command {
 		Use: "resume ID|NAME", Short: "Resume a paused schedule from its next tick", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return c.SetActive(cmd.Context(), args[0], true) },
 	}
-	cmd.AddCommand(next, list, validate, run, pause, resume)
+	del := &cobra.Command{
+		Use:   "delete ID|NAME --yes",
+		Short: "Delete a schedule; its runs of history stay (runs list --job NAME)",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(cmd *cobra.Command, args []string) error { return c.Delete(cmd.Context(), args[0]) },
+	}
+	del.Flags().BoolVar(&c.yes, "yes", false, "really delete it")
+	cmd.AddCommand(next, list, validate, run, pause, resume, del)
 	return cmd
 }
 
@@ -240,4 +248,23 @@ func cliActor() admin.Actor {
 		name = u.Username
 	}
 	return admin.Actor{Name: name, Via: admin.ViaCLI}
+}
+
+// Delete deletes a schedule, after --yes.
+func (c *jobsCommand) Delete(ctx context.Context, idOrName string) error {
+	return c.withSchedule(ctx, idOrName, func(pool *pgxpool.Pool, id int64, name string) error {
+		if !c.yes {
+			var runs int64
+			if err := pool.QueryRow(ctx, `SELECT count(DISTINCT river_job_id) FROM job_logs WHERE scheduled_job_id = $1`, id).Scan(&runs); err != nil {
+				return err
+			}
+			return usageError{fmt.Errorf("this would delete scheduled job %d (%s); its %d runs of history would stay: add --yes to delete it", id, name, runs)}
+		}
+		name, runs, err := admin.DeleteSchedule(ctx, pool, id, cliActor())
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(c.app.stdout, "deleted scheduled job %d (%s); its %d runs of history stay (atis-scheduler runs list --job %q)\n", id, name, runs, name)
+		return err
+	})
 }

@@ -65,9 +65,17 @@ func (c *runsCommand) List(ctx context.Context) error {
 	var runs []admin.Run
 	err := c.app.withPool(ctx, func(pool *pgxpool.Pool) (err error) {
 		if c.job != "" {
-			if f.ScheduledJobID, _, err = admin.Resolve(ctx, pool, c.job); err != nil {
+			// Deleted schedules too: their history stays, by name.
+			ids, err := admin.HistoryIDs(ctx, pool, c.job)
+			switch {
+			case err != nil:
 				return err
+			case len(ids) == 0:
+				return fmt.Errorf("%w: %q", admin.ErrNotFound, c.job)
+			case len(ids) > 1:
+				return fmt.Errorf("%w %q (ids %v): use an id", admin.ErrAmbiguous, c.job, ids)
 			}
+			f.ScheduledJobID = ids[0]
 		}
 		runs, err = admin.ListRuns(ctx, pool, f)
 		return err

@@ -20,14 +20,14 @@ func actor(r *http.Request, s *session) admin.Actor {
 func (d *Dashboard) setActive(active bool) func(http.ResponseWriter, *http.Request, *session) {
 	verb := map[bool]string{true: "resume", false: "pause"}[active]
 	return func(w http.ResponseWriter, r *http.Request, s *session) {
-		id, ok := pathID(w, r)
+		id, ok := d.pathID(w, r)
 		if !ok {
 			return
 		}
 		ctx := r.Context()
 		name, err := admin.SetActive(ctx, d.cfg.Pool, id, active, actor(r, s))
 		if errors.Is(err, admin.ErrNotFound) {
-			http.NotFound(w, r)
+			d.notFound(w, r, problem{})
 			return
 		}
 		if err != nil {
@@ -43,7 +43,7 @@ func (d *Dashboard) setActive(active bool) func(http.ResponseWriter, *http.Reque
 
 // runNow enqueues a run of a schedule now, then writes its audit row.
 func (d *Dashboard) runNow(w http.ResponseWriter, r *http.Request, s *session) {
-	id, ok := pathID(w, r)
+	id, ok := d.pathID(w, r)
 	if !ok {
 		return
 	}
@@ -57,7 +57,7 @@ func (d *Dashboard) runNow(w http.ResponseWriter, r *http.Request, s *session) {
 	runID, name, err := admin.RunNow(ctx, d.cfg.Pool, d.cfg.Runner, id, nil, actor(r, s))
 	switch {
 	case errors.Is(err, admin.ErrNotFound):
-		http.NotFound(w, r)
+		d.notFound(w, r, problem{})
 		return
 	case err != nil && name != "" && runID == 0:
 		// A schedule that cannot run (bad parameters, unknown class) says why.

@@ -162,6 +162,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
 	})
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { d.notFound(w, r, problem{}) })
 	m.HandleFunc("GET /{$}", d.overview)
 	m.HandleFunc("GET /schedules", d.schedules)
 	m.HandleFunc("GET /schedules/{id}", d.scheduleDetail)
@@ -231,10 +232,10 @@ func loopbackHost(hostport string) bool {
 
 // pathID reads the {id} of the path: one that is not a number names no
 // page.
-func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+func (d *Dashboard) pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
-		http.NotFound(w, r)
+		d.notFound(w, r, problem{})
 		return 0, false
 	}
 	return id, true

@@ -81,7 +81,27 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	d.cfg.Logger.ErrorContext(r.Context(), "dashboard: page failed", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
-	d.renderStatus(w, r, status, "error", "Error", "The page could not be read from the database; the daemon's log says why.")
+	d.renderStatus(w, r, status, "error", "Error", problem{Heading: "Something went wrong", Message: "The page could not be read from the database; the daemon's log says why."})
+}
+
+// problem is what the error page says.
+type problem struct {
+	Heading, Message string
+	Link, LinkText   string // optional: where to go instead
+}
+
+// notFound answers 404 with the dashboard's own page.
+func (d *Dashboard) notFound(w http.ResponseWriter, r *http.Request, p problem) {
+	if p.Heading == "" {
+		p.Heading = "Not found"
+	}
+	if p.Message == "" {
+		p.Message = "Nothing here: the address names no page of this dashboard."
+	}
+	if p.Link == "" {
+		p.Link, p.LinkText = "/", "Back to the overview"
+	}
+	d.renderStatus(w, r, http.StatusNotFound, "error", p.Heading, p)
 }
 
 // badRequest answers 400 with what is wrong with the request's address (a
@@ -89,7 +109,7 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 // DEBUG only.
 func (d *Dashboard) badRequest(w http.ResponseWriter, r *http.Request, why string) {
 	d.cfg.Logger.DebugContext(r.Context(), "dashboard: bad request", slog.String("path", r.URL.Path), slog.String("why", why))
-	d.renderStatus(w, r, http.StatusBadRequest, "error", "Bad request", "This address cannot be shown: "+why+".")
+	d.renderStatus(w, r, http.StatusBadRequest, "error", "Bad request", problem{Heading: "Bad request", Message: "This address cannot be shown: " + why + "."})
 }
 
 // checkQuery refuses query values the pages cannot use: text that is not

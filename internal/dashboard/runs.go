@@ -52,7 +52,7 @@ func (d *Dashboard) runs(w http.ResponseWriter, r *http.Request) {
 	f.Before, _ = strconv.ParseInt(q.Get("before"), 10, 64)
 	ctx := r.Context()
 	if p.Schedule != "" {
-		ids, err := admin.ScheduleIDs(ctx, d.cfg.Pool, p.Schedule)
+		ids, err := admin.HistoryIDs(ctx, d.cfg.Pool, p.Schedule) // deleted schedules' runs too
 		if err != nil {
 			d.fail(w, r, err)
 			return
@@ -93,7 +93,7 @@ type runDetailPage struct {
 }
 
 func (d *Dashboard) runDetail(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
+	id, ok := d.pathID(w, r)
 	if !ok {
 		return
 	}
@@ -108,7 +108,7 @@ func (d *Dashboard) runDetail(w http.ResponseWriter, r *http.Request) {
 			Result: pretty(a.Result), Payload: pretty(a.Payload)})
 	}
 	if len(p.Attempts) == 0 {
-		http.NotFound(w, r)
+		d.notFound(w, r, problem{})
 		return
 	}
 	d.render(w, r, "run", fmt.Sprintf("Run %d", id), p)

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -117,7 +118,7 @@ type fireTime struct {
 }
 
 func (d *Dashboard) scheduleDetail(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
+	id, ok := d.pathID(w, r)
 	if !ok {
 		return
 	}
@@ -126,7 +127,12 @@ func (d *Dashboard) scheduleDetail(w http.ResponseWriter, r *http.Request) {
 	detail, err := admin.GetSchedule(ctx, d.cfg.Pool, id)
 	switch {
 	case errors.Is(err, admin.ErrNotFound):
-		http.NotFound(w, r)
+		p := problem{Message: fmt.Sprintf("No schedule has the id %d.", id)}
+		if gone, err := admin.GetDeleted(ctx, d.cfg.Pool, id); err == nil {
+			p = problem{Heading: "Schedule deleted", Message: fmt.Sprintf("Schedule %d (%s) was deleted on %s. Its %d runs of history remain.",
+				id, gone.Name, formatTime(gone.DeletedAt), gone.Runs), Link: fmt.Sprintf("/runs?schedule=%d", id), LinkText: "Its runs"}
+		}
+		d.notFound(w, r, p)
 		return
 	case err != nil:
 		d.fail(w, r, err)

@@ -317,3 +317,32 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestNotFoundPages: a deleted schedule's page says it was deleted and
+// links to its runs, which stay listed by name; an unknown id or address
+// gets the dashboard's own 404 page (they were bare and unstyled).
+func TestNotFoundPages(t *testing.T) {
+	t.Parallel()
+
+	b := setup(t, "", "127.0.0.1:9464")
+	c := client(t)
+	_, err := b.pool.Exec(context.Background(), "DELETE FROM scheduled_jobs WHERE id = $1", b.ids.smoke)
+	require.NoError(t, err)
+	code, body, _ := get(t, c, fmt.Sprintf("%s/schedules/%d", b.srv.URL, b.ids.smoke))
+	require.Equal(t, http.StatusNotFound, code)
+	require.Contains(t, body, "Schedule deleted")
+	require.Contains(t, body, fmt.Sprintf("Schedule %d (smoke) was deleted on", b.ids.smoke))
+	require.Contains(t, body, fmt.Sprintf(`href="/runs?schedule=%d"`, b.ids.smoke))
+	require.Contains(t, body, `<link rel="stylesheet"`, "the dashboard's page, styled")
+
+	code, body, _ = get(t, c, b.srv.URL+"/runs?schedule=smoke")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, ">smoke<", "its runs, by name")
+
+	for _, p := range []string{"/schedules/999999", "/no-such-page", "/runs/abc"} {
+		code, body, h := get(t, c, b.srv.URL+p)
+		require.Equal(t, http.StatusNotFound, code, p)
+		require.Contains(t, body, `<link rel="stylesheet"`, p)
+		require.Contains(t, h.Get("Content-Security-Policy"), "default-src 'none'", p)
+	}
+}

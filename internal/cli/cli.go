@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -60,7 +61,7 @@ func ExitCode(err error) int {
 		return ExitUnreachable
 	case errors.Is(err, migrations.ErrNotReady):
 		return ExitNotMigrated
-	case errors.Is(err, admin.ErrNotFound), errors.Is(err, admin.ErrRunNotFound):
+	case errors.Is(err, admin.ErrNotFound), errors.Is(err, admin.ErrRunNotFound), errors.Is(err, admin.ErrIntegrationNotFound):
 		return ExitNotFound
 	case errors.Is(err, admin.ErrAmbiguous):
 		return ExitUsage
@@ -77,6 +78,8 @@ type app struct {
 	stderr io.Writer
 	stdout io.Writer
 
+	started bool // a command began (cobra accepted the call)
+
 	flags struct {
 		databaseURL, httpAddr, logFormat, logLevel string
 		workers                                    int
@@ -91,7 +94,43 @@ func Execute(ctx context.Context, args []string, env []string, stdout, stderr io
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	return root.ExecuteContext(ctx)
+	groups(root)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil && !a.started {
+		// cobra refused the call before any command ran: an unknown
+		// command, a wrong number of arguments. One line, and a hint.
+		var u usageError
+		var c configError
+		if !errors.As(err, &u) && !errors.As(err, &c) {
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			err = usageError{fmt.Errorf("%s: see %s --help", first, cmd.CommandPath())}
+		}
+	}
+	return err
+}
+
+// groups makes every command that only holds others refuse an unknown
+// subcommand (cobra printed the help and exited 0), with the nearest
+// names, and print its help when called alone.
+func groups(cmd *cobra.Command) {
+	for _, sub := range cmd.Commands() {
+		groups(sub)
+	}
+	if !cmd.HasSubCommands() || cmd.Runnable() {
+		return
+	}
+	cmd.SuggestionsMinimumDistance = 2
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if near := c.SuggestionsFor(args[0]); len(near) > 0 {
+			msg += " (did you mean " + strings.Join(near, " or ") + "?)"
+		}
+		return errors.New(msg)
+	}
+	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -105,7 +144,7 @@ Configuration comes from environment variables (see README.md); the flags below
 override them.`,
 		SilenceErrors:     true,
 		SilenceUsage:      true,
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return a.load(cmd) },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { a.started = true; return a.load(cmd) },
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
@@ -116,6 +155,7 @@ override them.`,
 		newRunCommand(a).command(),
 		newDeliveriesCommand(a).command(),
 		newHealthcheckCommand(a).command(),
+		newIntegrationsCommand(a).command(),
 		newJobsCommand(a).command(),
 		newMigrateCommand(a).command(),
 		newRunsCommand(a).command(),

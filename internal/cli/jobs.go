@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/user"
@@ -15,6 +16,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/atis-edu/atis-scheduler/internal/admin"
+	"github.com/atis-edu/atis-scheduler/internal/redact"
+	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 	"github.com/atis-edu/atis-scheduler/internal/schedule"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 )
@@ -22,7 +25,7 @@ import (
 // ErrInvalidSchedules is returned by `jobs validate` when a row cannot run.
 var ErrInvalidSchedules = errors.New("some scheduled jobs cannot run")
 
-// jobsCommand holds `jobs next|list|validate|run|pause|resume|delete`.
+// jobsCommand holds `jobs next|list|show|validate|run|pause|resume|delete`.
 type jobsCommand struct {
 	app *app
 
@@ -46,7 +49,7 @@ func (c *jobsCommand) command() *cobra.Command {
   atis-scheduler jobs next @daily --tz Asia/Baku`,
 		Args: cobra.MinimumNArgs(1),
 		// No configuration needed: this command touches no database.
-		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
+		PersistentPreRunE: func(*cobra.Command, []string) error { c.app.started = true; return nil },
 		RunE:              func(_ *cobra.Command, args []string) error { return c.Next(strings.Join(args, " ")) },
 	}
 	next.Flags().StringVar(&c.tz, "tz", "UTC", "IANA time zone the expression is read in")
@@ -86,7 +89,12 @@ func (c *jobsCommand) command() *cobra.Command {
 		RunE:  func(cmd *cobra.Command, args []string) error { return c.Delete(cmd.Context(), args[0]) },
 	}
 	del.Flags().BoolVar(&c.yes, "yes", false, "really delete it")
-	cmd.AddCommand(next, list, validate, run, pause, resume, del)
+	show := &cobra.Command{
+		Use: "show ID|NAME", Short: "Show a schedule: its definition in words, its next 10 fire times, its last runs", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return c.Show(cmd.Context(), args[0]) },
+	}
+	show.Flags().BoolVar(&c.json, "json", false, "print JSON instead of text")
+	cmd.AddCommand(next, list, show, validate, run, pause, resume, del)
 	return cmd
 }
 
@@ -189,6 +197,13 @@ func (c *jobsCommand) Run(ctx context.Context, idOrName string) error {
 		}
 		var user *int64
 		if c.user != 0 {
+			var exists bool
+			if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, c.user).Scan(&exists); err != nil {
+				return err
+			}
+			if !exists {
+				return usageError{fmt.Errorf("--user %d: no user has that id (users.id)", c.user)}
+			}
 			user = &c.user
 		}
 		jobID, _, err := admin.RunNow(ctx, pool, sched, id, user, cliActor())
@@ -267,4 +282,109 @@ func (c *jobsCommand) Delete(ctx context.Context, idOrName string) error {
 		_, err = fmt.Fprintf(c.app.stdout, "deleted scheduled job %d (%s); its %d runs of history stay (atis-scheduler runs list --job %q)\n", id, name, runs, name)
 		return err
 	})
+}
+
+// shown is a schedule as `jobs show --json` prints it.
+type shown struct {
+	admin.Schedule
+	Words       string          `json:"in_words"`
+	MaxAttempts *int32          `json:"max_attempts"`
+	RetryDelay  *int32          `json:"retry_delay_minutes"`
+	Parameters  json.RawMessage `json:"parameters"`
+	NextFires   []time.Time     `json:"next_fire_times"`
+	FiresError  string          `json:"next_fire_times_error,omitempty"`
+	Runs        []admin.Run     `json:"last_runs"`
+}
+
+// Show prints one schedule.
+func (c *jobsCommand) Show(ctx context.Context, idOrName string) error {
+	var out shown
+	err := c.withSchedule(ctx, idOrName, func(pool *pgxpool.Pool, id int64, _ string) error {
+		d, err := admin.GetSchedule(ctx, pool, id)
+		if err != nil {
+			return err
+		}
+		out = shown{Schedule: d.Schedule, Words: d.Words(), MaxAttempts: d.MaxAttempts, RetryDelay: d.RetryDelay,
+			Parameters: redact.JSON(d.Parameters)}
+		out.NextFires, out.FiresError = nextFires(d.Schedule, time.Now(), 10)
+		out.Runs, err = admin.ListRuns(ctx, pool, admin.RunFilter{ScheduledJobID: id, Limit: 10})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeJSON(c.app.stdout, out)
+	}
+	s := out.Schedule
+	loc, _ := time.LoadLocation(s.Timezone)
+	if loc == nil {
+		loc = time.UTC
+	}
+	w := tabwriter.NewWriter(c.app.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "Schedule:\t%d (%s)\n", s.ID, s.Name)
+	fmt.Fprintf(w, "Class:\t%s\n", s.Class)
+	fmt.Fprintf(w, "When:\t%s (%s, %s)\n", out.Words, s.Written(), s.Timezone)
+	fmt.Fprintf(w, "Active:\t%s; running: %s\n", yesNo(s.Active), yesNo(s.Running))
+	fmt.Fprintf(w, "Policies:\tmisfire %s, overlap %s; %s\n", s.Misfire, s.Overlap, attempts(out.MaxAttempts, out.RetryDelay))
+	fmt.Fprintf(w, "Parameters:\t%s\n", out.Parameters)
+	if s.Error != nil {
+		fmt.Fprintf(w, "Cannot run:\t%s\n", *s.Error)
+	}
+	fmt.Fprintf(w, "Last result:\t%s at %s: %s\n", strOrDash(s.LastStatus), timeOrDash(s.LastRunAt), truncate(strOrDash(s.LastMessage), 100))
+	fmt.Fprintf(w, "Counts:\t%d runs, %d failed, %d ticks skipped\n", s.Runs, s.Failures, s.Skips)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.app.stdout, "\nNext fire times (%s):\n", s.Timezone)
+	if out.FiresError != "" {
+		fmt.Fprintf(c.app.stdout, "  none: %s\n", out.FiresError)
+	}
+	for _, t := range out.NextFires {
+		fmt.Fprintf(c.app.stdout, "  %s  (%s)\n", t.In(loc).Format("2006-01-02 15:04:05 Mon -07:00"), t.UTC().Format("2006-01-02 15:04:05 UTC"))
+	}
+	fmt.Fprintln(c.app.stdout, "\nLast runs:")
+	if len(out.Runs) == 0 {
+		fmt.Fprintln(c.app.stdout, "  none yet")
+		return nil
+	}
+	w = tabwriter.NewWriter(c.app.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  RUN\tSTATUS\tATTEMPTS\tSCHEDULED FOR\tSTARTED\tSECONDS\tERROR")
+	for _, r := range out.Runs {
+		fmt.Fprintf(w, "  %d\t%s\t%d\t%s\t%s\t%s\t%s\n", r.ID, r.Status, r.Attempts, timeOrDash(r.ScheduledFor), timeOrDash(r.StartTime),
+			intOrDash(r.Duration), truncate(strOrDash(r.Error), 60))
+	}
+	return w.Flush()
+}
+
+// attempts says how a schedule retries, in words.
+func attempts(maxAttempts, retryDelay *int32) string {
+	n, delay := int32(runqueue.DefaultMaxAttempts), int32(runqueue.DefaultRetryDelay/time.Minute)
+	if maxAttempts != nil {
+		n = *maxAttempts
+	}
+	if retryDelay != nil {
+		delay = *retryDelay
+	}
+	switch {
+	case n <= 1:
+		return "no retries"
+	case delay == 0:
+		return fmt.Sprintf("up to %d attempts, retried at once", n)
+	}
+	return fmt.Sprintf("up to %d attempts, %d min apart", n, delay)
+}
+
+// nextFires is a schedule's next n fire times from its next_run_at (or
+// from now), as the scheduler computes them, or why there are none.
+func nextFires(s admin.Schedule, now time.Time, n int) ([]time.Time, string) {
+	tz := s.Timezone
+	sched, err := schedule.ParseRow(s.Cron, s.Interval, &tz)
+	if err != nil {
+		return nil, err.Error()
+	}
+	if s.NextRunAt != nil {
+		return append([]time.Time{*s.NextRunAt}, schedule.Upcoming(sched, *s.NextRunAt, n-1)...), ""
+	}
+	return schedule.Upcoming(sched, now, n), ""
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -54,6 +55,9 @@ func (c *runsCommand) command() *cobra.Command {
 
 // List prints runs.
 func (c *runsCommand) List(ctx context.Context) error {
+	if c.status != "" && !slices.Contains(admin.Statuses, c.status) {
+		return usageError{fmt.Errorf("--status %q is not one of %s", c.status, strings.Join(admin.Statuses, ", "))}
+	}
 	f := admin.RunFilter{Status: c.status, Limit: c.limit}
 	if c.since != "" {
 		d, err := parseSince(c.since)
@@ -142,7 +146,7 @@ func (c *runsCommand) Show(ctx context.Context, arg string) error {
 type syncsCommand struct {
 	app *app
 
-	integration int64
+	integration string
 	json        bool
 	limit       int
 }
@@ -155,7 +159,7 @@ func (c *syncsCommand) command() *cobra.Command {
 		Use: "list", Short: "List syncs, newest first", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return c.List(cmd.Context()) },
 	}
-	list.Flags().Int64Var(&c.integration, "integration", 0, "only syncs of this integration id")
+	list.Flags().StringVar(&c.integration, "integration", "", "only syncs of this integration (id or name)")
 	list.Flags().IntVar(&c.limit, "limit", 50, "at most this many syncs")
 	list.Flags().BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	cmd.AddCommand(list)
@@ -166,7 +170,13 @@ func (c *syncsCommand) command() *cobra.Command {
 func (c *syncsCommand) List(ctx context.Context) error {
 	var syncs []integrations.SyncLog
 	if err := c.app.withPool(ctx, func(pool *pgxpool.Pool) (err error) {
-		syncs, err = integrations.ListSyncs(ctx, pool, c.integration, c.limit)
+		var id int64
+		if c.integration != "" {
+			if id, _, err = admin.ResolveIntegration(ctx, pool, c.integration); err != nil {
+				return err
+			}
+		}
+		syncs, err = integrations.ListSyncs(ctx, pool, id, c.limit)
 		return err
 	}); err != nil {
 		return err

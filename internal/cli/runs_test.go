@@ -103,7 +103,7 @@ func TestRunsAndSyncs(t *testing.T) {
 		_, _, code = execute(t, env, "runs", "show", "abc")
 		require.Equal(t, cli.ExitUsage, code)
 		_, errOut, code = execute(t, env, "runs", "list", "--status", "weird")
-		require.Equal(t, cli.ExitFailure, code)
+		require.Equal(t, cli.ExitUsage, code, "a usage error, as --since's (it exited 1)")
 		require.Contains(t, errOut, `status "weird" is not one of`)
 		_, errOut, code = execute(t, env, "runs", "list", "--since", "yesterday")
 		require.Equal(t, cli.ExitUsage, code)

@@ -32,7 +32,7 @@ func (c *versionCommand) command() *cobra.Command {
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		// No configuration needed to print a version.
-		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
+		PersistentPreRunE: func(*cobra.Command, []string) error { c.app.started = true; return nil },
 		RunE: func(*cobra.Command, []string) error {
 			_, err := fmt.Fprintln(c.app.stdout, "atis-scheduler", BuildVersion())
 			return err

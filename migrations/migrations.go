@@ -111,9 +111,17 @@ func (m *Migrator) Up(ctx context.Context) ([]Applied, error) {
 	for _, v := range res.Versions {
 		applied = append(applied, Applied{Component: "river", Name: fmt.Sprintf("%03d_%s", v.Version, v.Name), Duration: v.Duration})
 	}
+	// One line at INFO (the CLI prints each step on stdout: the log must
+	// not say it all again); each step at DEBUG.
+	var took time.Duration
 	for _, a := range applied {
-		m.logger.InfoContext(ctx, "migration applied", slog.String("component", a.Component),
+		took += a.Duration
+		m.logger.DebugContext(ctx, "migration applied", slog.String("component", a.Component),
 			slog.String("migration", a.Name), slog.Duration("duration", a.Duration))
+	}
+	if len(applied) > 0 {
+		m.logger.InfoContext(ctx, "migrations applied", slog.Int("count", len(applied)),
+			slog.String("last", applied[len(applied)-1].Component+"/"+applied[len(applied)-1].Name), slog.Duration("duration", took))
 	}
 	return applied, nil
 }

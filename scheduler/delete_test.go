@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/riverqueue/river"
@@ -86,4 +87,43 @@ func TestDeletingAScheduleWithHistory(t *testing.T) {
 	detail, err := admin.ShowRun(ctx, b.pool, running)
 	require.NoError(t, err)
 	require.Equal(t, "nightly-report", *detail.ScheduledJob)
+}
+
+// leaky is a job class whose errors quote a URL with a token in its path.
+type leaky struct{}
+
+func (leaky) Name() string                             { return "test_leaky" }
+func (leaky) ValidateParameters(json.RawMessage) error { return nil }
+func (leaky) AddWorker(w *river.Workers) error {
+	river.AddWorkerArgs(w, testArgs{kind: "test_leaky"}, river.WorkFunc(func(context.Context, *river.Job[testArgs]) error {
+		return errors.New("GET https://api.example/bot123456:LEAKYTOKEN/send answered 500")
+	}))
+	return nil
+}
+
+// TestErrorsReachRiverRedacted: what a class's error quotes is redacted in
+// job_logs and in River's own record of the attempt (river_job.errors).
+func TestErrorsReachRiverRedacted(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	b := setup(t, setupOpts{})
+	registry, err := workers.NewRegistry(leaky{})
+	require.NoError(t, err)
+	client := schedtest.NewClient(t, b.pool, registry, scheduler.RecorderConfig{})
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() { _ = client.StopAndCancel(context.Background()) })
+	var id int64
+	require.NoError(t, b.pool.QueryRow(ctx, `INSERT INTO scheduled_jobs (name, job_class, cron_expression, is_active)
+		VALUES ('leaky', 'test_leaky', '0 3 * * *', false) RETURNING id`).Scan(&id))
+	runID, err := scheduler.New(b.pool, client, registry, dbtest.Logger(), scheduler.Config{}).RunNow(ctx, id, nil)
+	require.NoError(t, err)
+	eventually(t, func() bool {
+		return scalar[int](t, b.pool, "SELECT count(*) FROM job_logs WHERE river_job_id = $1 AND status = 'failed'", runID) == 1
+	}, "the run failed")
+	require.Contains(t, scalar[string](t, b.pool, "SELECT error_message FROM job_logs WHERE river_job_id = $1", runID), "/[redacted]/send answered 500")
+	eventually(t, func() bool {
+		return scalar[string](t, b.pool, "SELECT coalesce(errors::text, '') FROM river_job WHERE id = $1", runID) != ""
+	}, "River recorded the attempt")
+	require.NotContains(t, scalar[string](t, b.pool, "SELECT errors::text FROM river_job WHERE id = $1", runID), "LEAKYTOKEN")
 }

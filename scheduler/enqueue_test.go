@@ -424,7 +424,7 @@ func TestBadRowsAreExplainedWhileOthersRun(t *testing.T) {
 			map[string]any{"name": "class", "job_class": `App\Jobs\Missing`, "interval_minutes": 5}),
 		`not scheduled: http_request parameters: "url" is required`: b.insertSchedule(t,
 			map[string]any{"name": "params", "job_class": "http_request", "interval_minutes": 5, "parameters": `{"method": "POST"}`}),
-		`not scheduled: http_request parameters: "timeout_seconds" must be int, got string`: b.insertSchedule(t,
+		`not scheduled: http_request parameters: "timeout_seconds" must be a whole number, got string`: b.insertSchedule(t,
 			map[string]any{"name": "ptype", "job_class": "http_request", "interval_minutes": 5, "parameters": `{"url": "http://x", "timeout_seconds": "soon"}`}),
 		`not scheduled: noop takes no parameters, got 1`: b.insertSchedule(t,
 			map[string]any{"name": "extra", "job_class": "noop", "interval_minutes": 5, "parameters": `{"x": 1}`}),

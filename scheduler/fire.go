@@ -113,23 +113,38 @@ func (s *Scheduler) inSavepoint(ctx context.Context, tx pgx.Tx, rows []row, now 
 	return n, nil
 }
 
-// setAside stops scheduling a row whose planning or firing panicked, saying
-// so where admins look, and logs the panic once with its stack. The row is
-// tried again when someone edits its schedule or a daemon starts. It says
-// whether the row could be written; if not, the caller backs off instead.
+// setAside puts a row whose planning or firing panicked aside for
+// setAsideFor, saying why where admins look (schedule_error and
+// last_run_message), and logs the panic with its stack once (not again
+// while the reason stays the same). Its next_run_at is kept: the panic may
+// be the daemon's own bug rather than the row's, and every row of a
+// batch would then be set aside; tried again later, a row that no longer
+// panics fires under its misfire policy and its reason is cleared. It
+// says whether the row could be written; if not, the caller backs off.
 func (s *Scheduler) setAside(ctx context.Context, tx pgx.Tx, r row, step string, p *panicError) bool {
-	msg := fmt.Sprintf("not scheduled: internal error while trying to %s this row (%v); edit the row to try again, and report the daemon's log", step, p.value)
+	msg := fmt.Sprintf("not scheduled: internal error while trying to %s this row (%v); tried again in %s; report the daemon's log",
+		step, p.value, setAsideFor)
 	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-		return explainInvalid(ctx, sp, []firing{{row: r, invalid: msg}})
+		_, err := sp.Exec(ctx, `UPDATE scheduled_jobs SET schedule_error = $2, last_run_message = $2 WHERE id = $1`, r.ID, msg)
+		return err
 	})
-	s.logger.ErrorContext(ctx, step+" panicked on a row; the row is set aside", slog.Int64("scheduled_job_id", r.ID),
-		slog.String("name", r.Name), slog.String("panic", fmt.Sprint(p.value)), slog.String("stack", string(p.stack)))
+	if r.ScheduleError == nil || *r.ScheduleError != msg {
+		s.logger.ErrorContext(ctx, step+" panicked on a row; the row is set aside", slog.Int64("scheduled_job_id", r.ID),
+			slog.String("name", r.Name), slog.String("panic", fmt.Sprint(p.value)), slog.String("stack", string(p.stack)))
+	}
 	if err != nil {
 		return false
 	}
+	s.mu.Lock()
+	s.backoff[r.ID] = s.cfg.Now().Add(setAsideFor)
+	s.mu.Unlock()
 	s.count(func(st *Stats) { st.Invalid++ })
 	return true
 }
+
+// setAsideFor is how long a row whose handling panicked waits before it
+// is tried again.
+const setAsideFor = 10 * time.Minute
 
 // firing is what one due row does in a cycle.
 type firing struct {
@@ -253,7 +268,9 @@ func advance(ctx context.Context, tx pgx.Tx, firings []firing, now time.Time) er
 			is_running = coalesce(s.is_running, false) OR x.enqueued,
 			skipped_count = least(coalesce(s.skipped_count, 0)::bigint + x.skipped, 2147483647)::int,
 			last_skipped_at = CASE WHEN x.skipped > 0 THEN $7 ELSE s.last_skipped_at END, updated_at = $7,
-			schedule_error = coalesce(x.ended, s.schedule_error), last_run_message = coalesce(x.ended, s.last_run_message)
+			schedule_error = x.ended,
+			last_run_message = CASE WHEN x.ended IS NOT NULL THEN x.ended
+				WHEN s.last_run_message = s.schedule_error THEN NULL ELSE s.last_run_message END
 		FROM unnest($1::bigint[], $2::timestamp[], $3::timestamp[], $4::bool[], $5::int[], $6::text[])
 			AS x(id, next, last_due, enqueued, skipped, ended)
 		WHERE s.id = x.id`, ids, next, lastDue, enqueued, skipped, ended, now)

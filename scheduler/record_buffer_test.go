@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -18,8 +19,14 @@ import (
 // Recorder the test starts and stops itself.
 func bufferedBundle(t *testing.T, cfg scheduler.RecorderConfig) (*bundle, *scheduler.Recorder) {
 	t.Helper()
+	return bufferedBundleLogging(t, cfg, dbtest.Logger())
+}
+
+// bufferedBundleLogging is bufferedBundle whose Recorder logs to logger.
+func bufferedBundleLogging(t *testing.T, cfg scheduler.RecorderConfig, logger *slog.Logger) (*bundle, *scheduler.Recorder) {
+	t.Helper()
 	b := setup(t, setupOpts{})
-	rec := scheduler.NewRecorder(b.pool, b.registry, dbtest.Logger(), cfg)
+	rec := scheduler.NewRecorder(b.pool, b.registry, logger, cfg)
 	workers, err := b.registry.RiverWorkers()
 	require.NoError(t, err)
 	b.river, err = river.NewClient(riverpgxv5.New(b.pool), &river.Config{

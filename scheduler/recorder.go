@@ -211,13 +211,56 @@ func (rec *Recorder) Work(ctx context.Context, job *rivertype.JobRow, doInner fu
 		}
 	}
 	rec.submit(ctx, record{run: r, end: &o})
+	rec.logOutcome(ctx, r, o)
 	switch {
 	case o.final:
 		rec.cfg.Observer.RunFinished(job.Kind, o.status, o.end.Sub(o.start))
 	case o.status == StatusFailed:
 		rec.cfg.Observer.AttemptRetried(job.Kind)
 	}
+	return hideSecrets(err)
+}
+
+// hideSecrets returns err as River may record it (river_job.errors, its
+// log lines): its text redacted. errors.Is and As still see the original
+// (River's cancel and snooze, a shutdown's context error).
+func hideSecrets(err error) error {
+	if err == nil {
+		return nil
+	}
+	if shown := redact.Text(err.Error()); shown != err.Error() {
+		return redactedError{err: err, msg: shown}
+	}
 	return err
+}
+
+type redactedError struct {
+	err error
+	msg string
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.err }
+
+// logOutcome logs a failed or cancelled attempt once, where operators look:
+// at WARN when it is retried, at ERROR when the run is over (River's own
+// line is an INFO "Job errored" without the schedule).
+func (rec *Recorder) logOutcome(ctx context.Context, r run, o outcome) {
+	level, msg := slog.LevelWarn, "run attempt failed; it is retried"
+	switch {
+	case o.status == StatusFailed && o.final:
+		level, msg = slog.LevelError, "run failed"
+	case o.status == StatusCancelled:
+		level, msg = slog.LevelError, "run cancelled"
+	case o.status != StatusFailed:
+		return
+	}
+	attrs := []slog.Attr{slog.String("job_class", r.meta.JobClass), slog.Int64("run_id", r.job.ID),
+		slog.Int("attempt", r.job.Attempt), slog.Int("max_attempts", r.job.MaxAttempts), slog.String("error", o.message)}
+	if id := r.scheduledJobID(); id != nil {
+		attrs = append(attrs, slog.Int64("scheduled_job_id", *id), slog.String("schedule", r.meta.ScheduledJobName))
+	}
+	rec.logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // callRecovering calls doInner, turning a panic into an error and its stack.

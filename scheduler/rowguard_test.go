@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
+	"github.com/atis-edu/atis-scheduler/internal/testkit/schedtest"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
@@ -236,7 +238,8 @@ func TestAPanicOnOneRowSetsItAside(t *testing.T) {
 			registry, err := workers.NewRegistry(panicky{armed: armed}, noop.New())
 			require.NoError(t, err)
 			records := make(chan slog.Record, 1000)
-			sched := scheduler.New(b.pool, b.river, registry, slog.New(recordHandler{records}), scheduler.Config{Now: b.clock.Now})
+			client := schedtest.NewClient(t, b.pool, registry, scheduler.RecorderConfig{}) // inserts the panicky class's runs
+			sched := scheduler.New(b.pool, client, registry, slog.New(recordHandler{records}), scheduler.Config{Now: b.clock.Now})
 			tick := func() {
 				_, err := sched.Tick(context.Background())
 				require.NoError(t, err)
@@ -259,23 +262,29 @@ func TestAPanicOnOneRowSetsItAside(t *testing.T) {
 			}
 
 			st := b.state(t, bad)
-			require.Nil(t, st.NextRunAt)
 			require.NotNil(t, st.ScheduleError)
 			require.Contains(t, *st.ScheduleError, "internal error while trying to "+step+" this row")
 			require.Contains(t, *st.ScheduleError, "index out of range")
+			require.Equal(t, st.ScheduleError, st.Message, "where admins look")
 			require.Len(t, errorsFor(records, bad), 1, "logged once at ERROR, with the row's id")
 			for _, id := range good {
 				require.Equal(t, 3, b.runsOf(t, id), "schedule %d went on", id)
 			}
 
-			// Fixed (here: disarmed) and edited, the row is scheduled again.
+			// The bug fixed (here: disarmed), the row is tried again after
+			// its time aside, fires, and its reason is cleared; a row that
+			// still panics is not logged again.
+			b.clock.Set(b.clock.Now().Add(11 * time.Minute))
+			tick()
+			require.Empty(t, errorsFor(records, bad), "the same reason is not logged twice")
 			armed.Store(false)
-			_, err = b.pool.Exec(context.Background(), `UPDATE scheduled_jobs SET parameters = '{"panic": false}' WHERE id = $1`, bad)
-			require.NoError(t, err)
+			b.clock.Set(b.clock.Now().Add(11 * time.Minute))
+			tick()
 			tick()
 			st = b.state(t, bad)
 			require.Nil(t, st.ScheduleError)
 			require.NotNil(t, st.NextRunAt)
+			require.Positive(t, b.runsOf(t, bad), "it fires again")
 		})
 	}
 }
@@ -363,4 +372,54 @@ func TestUpdatedAtInTheWebAppsClock(t *testing.T) {
 		"an explicit value is kept")
 	_, err = conn.Exec(ctx, "RESET TimeZone")
 	require.NoError(t, err)
+}
+
+// TestNoScheduleIsRefusedInWords: a row with neither cron_expression nor
+// interval_minutes is refused saying what to set (the seed's CHECK quoted
+// the whole row).
+func TestNoScheduleIsRefusedInWords(t *testing.T) {
+	t.Parallel()
+
+	b := setup(t, setupOpts{})
+	_, err := b.pool.Exec(context.Background(), `INSERT INTO scheduled_jobs (name, job_class) VALUES ('typo', 'noop')`)
+	require.ErrorContains(t, err, "scheduled_jobs: set cron_expression (such as '0 3 * * *') or interval_minutes")
+	require.NotContains(t, err.Error(), "Failing row")
+	id := b.insertSchedule(t, map[string]any{"name": "ok", "job_class": "noop", "interval_minutes": 5})
+	_, err = b.pool.Exec(context.Background(), `UPDATE scheduled_jobs SET interval_minutes = NULL WHERE id = $1`, id)
+	require.ErrorContains(t, err, "set cron_expression")
+}
+
+// TestFailedAttemptsAreLogged: each failed attempt is logged once, at WARN
+// while it is retried and at ERROR when the run is over, naming the
+// schedule, the run and the attempt (a failure was only River's INFO line).
+func TestFailedAttemptsAreLogged(t *testing.T) {
+	t.Parallel()
+
+	records := make(chan slog.Record, 100)
+	b, _ := bufferedBundleLogging(t, scheduler.RecorderConfig{}, slog.New(recordHandler{records}))
+	b.startRiver(t)
+	id := b.insertSchedule(t, map[string]any{"name": "always-fails", "job_class": "test_fail", "interval_minutes": 60,
+		"max_attempts": 2, "retry_delay_minutes": 0})
+	b.tick(t)
+	eventually(t, func() bool {
+		return scalar[int](t, b.pool, "SELECT count(*) FROM job_logs WHERE scheduled_job_id = $1 AND status = 'failed'", id) == 2
+	}, "both attempts failed")
+	var got []string
+	deadline := time.After(5 * time.Second)
+	for len(got) < 2 {
+		select {
+		case r := <-records:
+			if r.Level < slog.LevelWarn {
+				continue
+			}
+			attrs := map[string]string{}
+			r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+			require.Equal(t, "always-fails", attrs["schedule"])
+			require.NotEmpty(t, attrs["run_id"])
+			got = append(got, fmt.Sprintf("%s %s attempt %s: %s", r.Level, r.Message, attrs["attempt"], attrs["error"]))
+		case <-deadline:
+			t.Fatalf("logged: %v", got)
+		}
+	}
+	require.Equal(t, []string{"WARN run attempt failed; it is retried attempt 1: boom on attempt 1", "ERROR run failed attempt 2: boom on attempt 2"}, got)
 }

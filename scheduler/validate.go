@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -40,6 +41,17 @@ func Validate(ctx context.Context, db Querier, registry *workers.Registry) ([]Pr
 		p := Problem{ID: r.ID, Name: r.Name}
 		if _, _, err := s.compile(r); err != nil {
 			p.Errors = append(p.Errors, err.Error())
+		}
+		if expr := schedule.CronOf(r.Cron); expr != "" {
+			loc := time.UTC
+			if r.Timezone != nil {
+				if l, err := time.LoadLocation(*r.Timezone); err == nil {
+					loc = l
+				}
+			}
+			if w := schedule.SixFieldWarning(expr, loc); w != "" {
+				p.Warnings = append(p.Warnings, w)
+			}
 		}
 		if schedule.CronOf(r.Cron) != "" && r.Interval != nil {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("both cron_expression %q and interval_minutes %d are set: the cron expression wins", *r.Cron, *r.Interval))

@@ -62,6 +62,7 @@ func Define[P any](d Definition[P]) Class {
 			return p, err
 		}
 	}
+	resolves := d.Resolve != nil
 	if d.Resolve == nil {
 		d.Resolve = func(_ context.Context, args Args) (P, error) {
 			p, err := d.Parse(args.Parameters)
@@ -71,14 +72,17 @@ func Define[P any](d Definition[P]) Class {
 			return p, nil
 		}
 	}
-	c := defined[P]{d: d}
+	c := defined[P]{d: d, resolves: resolves}
 	if d.Redact != nil {
 		return redactingClass[P]{c}
 	}
 	return c
 }
 
-type defined[P any] struct{ d Definition[P] }
+type defined[P any] struct {
+	d        Definition[P]
+	resolves bool // Resolve was given
+}
 
 // Name implements Class.
 func (c defined[P]) Name() string { return c.d.Name }
@@ -96,6 +100,11 @@ func (c defined[P]) ValidateParameters(raw json.RawMessage) error {
 func (c defined[P]) AddWorker(w *river.Workers) (err error) {
 	if c.d.Run == nil {
 		return fmt.Errorf("register %s: the class has no Run", c.d.Name)
+	}
+	if c.d.Redact != nil && !c.resolves {
+		// Its queue carries redacted parameters: without a Resolve that
+		// reads the real ones, it would run with [redacted] values.
+		return fmt.Errorf("register %s: a class that redacts its parameters needs a Resolve that reads the real ones", c.d.Name)
 	}
 	defer func() {
 		if v := recover(); v != nil {
@@ -148,7 +157,13 @@ func (w *definedWorker[P]) Timeout(job *river.Job[RunArgs]) time.Duration {
 	}
 	p, err := w.d.Parse(job.Args.Parameters)
 	if err != nil {
-		return 0 // Work refuses the run
+		// Queued parameters may be redacted (a URL whose user info reads
+		// [redacted] does not parse): their timeout still counts.
+		var plain P
+		if json.Unmarshal(job.Args.Parameters, &plain) != nil {
+			return 0 // Work refuses the run
+		}
+		p = plain
 	}
 	return w.d.Timeout(p)
 }

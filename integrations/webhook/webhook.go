@@ -215,12 +215,12 @@ func Verify(secret, header string, body []byte, now time.Time, tolerance time.Du
 	return nil
 }
 
-// shown is where a redirect from u pointed, as a message may show it: the
-// origin when it is another (its path may hold a token, as u's may), else
-// the path alone.
+// shown is where a redirect from u pointed, as a message may show it: its
+// origin only (a webhook URL's path often is its secret), and whether it is
+// u's own.
 func shown(u, to *url.URL) string {
-	if origin.Of(to) != origin.Of(u) {
-		return origin.Of(to) + "/…"
+	if origin.Of(to) == origin.Of(u) {
+		return origin.Of(to) + "/… (the same origin)"
 	}
-	return to.EscapedPath()
+	return origin.Of(to) + "/…"
 }

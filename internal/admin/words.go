@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 
 	"github.com/atis-edu/atis-scheduler/internal/schedule"
 )
@@ -27,11 +30,11 @@ func describe(cron *string, interval *int32) string {
 	}
 	f := strings.Fields(expr)
 	if len(f) != 5 {
-		return "cron"
+		return schedule.Describe(expr)
 	}
 	min, hour, dom, mon, dow := f[0], f[1], f[2], f[3], f[4]
 	if dom != "*" || mon != "*" {
-		return "cron"
+		return schedule.Describe(expr)
 	}
 	days := map[string]string{"*": "daily", "1-5": "on weekdays", "MON-FRI": "on weekdays", "0": "on Sundays", "1": "on Mondays",
 		"6": "on Saturdays", "SUN": "on Sundays", "MON": "on Mondays", "SAT": "on Saturdays"}[strings.ToUpper(dow)]
@@ -49,7 +52,7 @@ func describe(cron *string, interval *int32) string {
 		h, _ := strconv.Atoi(hour)
 		return fmt.Sprintf("%s at %02d:%02d", days, h, m)
 	}
-	return "cron"
+	return schedule.Describe(expr)
 }
 
 func every(minutes int) string {
@@ -68,4 +71,37 @@ func every(minutes int) string {
 func isNumber(s string) bool {
 	_, err := strconv.Atoi(s)
 	return err == nil
+}
+
+// Retries says how a schedule retries, in words: "no retries", "up to 3
+// attempts, 5 min apart", "up to 3 attempts, retried at once".
+func (d ScheduleDetail) Retries() string {
+	n, delay := int32(runqueue.DefaultMaxAttempts), int32(runqueue.DefaultRetryDelay/time.Minute)
+	if d.MaxAttempts != nil {
+		n = *d.MaxAttempts
+	}
+	if d.RetryDelay != nil {
+		delay = *d.RetryDelay
+	}
+	switch {
+	case n <= 1:
+		return "no retries"
+	case delay == 0:
+		return fmt.Sprintf("up to %d attempts, retried at once", n)
+	}
+	return fmt.Sprintf("up to %d attempts, %d min apart", n, delay)
+}
+
+// Warning says what a schedule's expression may not mean what its author
+// thought (a 6-field expression read with seconds first), or "".
+func (s Schedule) Warning() string {
+	expr := schedule.CronOf(s.Cron)
+	if expr == "" {
+		return ""
+	}
+	loc, err := time.LoadLocation(s.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	return schedule.SixFieldWarning(expr, loc)
 }

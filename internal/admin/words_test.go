@@ -25,8 +25,10 @@ func TestDescribe(t *testing.T) {
 		{str("* * * * *"), nil, "every minute"},
 		{str("@daily"), nil, "daily at 00:00"},
 		{str("@every 90m"), nil, "every 90m"},
-		{str("0 0 1 * *"), nil, "cron"},
-		{str("0 */2 * * *"), nil, "cron"},
+		// Every expression in words (these said just "cron").
+		{str("0 0 1 * *"), nil, "at 00:00 on day 1 of the month"},
+		{str("0 */2 * * *"), nil, "at :00 every 2 hours"},
+		{str("0 30 2 * * *"), nil, "at 02:30 every day"},
 		{str(""), n(15), "every 15 minutes"},
 		{nil, n(120), "every 2 hour(s)"},
 		{nil, n(2880), "every 2 day(s)"},

@@ -17,7 +17,6 @@ import (
 
 	"github.com/atis-edu/atis-scheduler/internal/admin"
 	"github.com/atis-edu/atis-scheduler/internal/redact"
-	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 	"github.com/atis-edu/atis-scheduler/internal/schedule"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 )
@@ -326,7 +325,11 @@ func (c *jobsCommand) Show(ctx context.Context, idOrName string) error {
 	fmt.Fprintf(w, "Class:\t%s\n", s.Class)
 	fmt.Fprintf(w, "When:\t%s (%s, %s)\n", out.Words, s.Written(), s.Timezone)
 	fmt.Fprintf(w, "Active:\t%s; running: %s\n", yesNo(s.Active), yesNo(s.Running))
-	fmt.Fprintf(w, "Policies:\tmisfire %s, overlap %s; %s\n", s.Misfire, s.Overlap, attempts(out.MaxAttempts, out.RetryDelay))
+	fmt.Fprintf(w, "Policies:\tmisfire %s, overlap %s; %s\n", s.Misfire, s.Overlap,
+		admin.ScheduleDetail{MaxAttempts: out.MaxAttempts, RetryDelay: out.RetryDelay}.Retries())
+	if warning := s.Warning(); warning != "" {
+		fmt.Fprintf(w, "Warning:\t%s\n", warning)
+	}
 	fmt.Fprintf(w, "Parameters:\t%s\n", out.Parameters)
 	if s.Error != nil {
 		fmt.Fprintf(w, "Cannot run:\t%s\n", *s.Error)
@@ -355,24 +358,6 @@ func (c *jobsCommand) Show(ctx context.Context, idOrName string) error {
 			intOrDash(r.Duration), truncate(strOrDash(r.Error), 60))
 	}
 	return w.Flush()
-}
-
-// attempts says how a schedule retries, in words.
-func attempts(maxAttempts, retryDelay *int32) string {
-	n, delay := int32(runqueue.DefaultMaxAttempts), int32(runqueue.DefaultRetryDelay/time.Minute)
-	if maxAttempts != nil {
-		n = *maxAttempts
-	}
-	if retryDelay != nil {
-		delay = *retryDelay
-	}
-	switch {
-	case n <= 1:
-		return "no retries"
-	case delay == 0:
-		return fmt.Sprintf("up to %d attempts, retried at once", n)
-	}
-	return fmt.Sprintf("up to %d attempts, %d min apart", n, delay)
 }
 
 // nextFires is a schedule's next n fire times from its next_run_at (or

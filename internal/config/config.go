@@ -307,7 +307,7 @@ var Ranges = []Range{
 	{"ATIS_POLL_INTERVAL", int64(100 * time.Millisecond), int64(time.Hour)},
 	{"ATIS_MISFIRE_GRACE", int64(time.Second), int64(24 * time.Hour)},
 	{"ATIS_JOB_TIMEOUT", int64(time.Second), int64(7 * 24 * time.Hour)},
-	{"ATIS_SOFT_STOP_TIMEOUT", 0, int64(time.Hour)},
+	{"ATIS_SOFT_STOP_TIMEOUT", int64(time.Second), int64(time.Hour)},     // River reads 0 as "wait for ever"
 	{"ATIS_FETCH_COOLDOWN", int64(time.Millisecond), int64(time.Minute)}, // and at most ATIS_FETCH_POLL_INTERVAL
 	{"ATIS_FETCH_POLL_INTERVAL", int64(time.Millisecond), int64(time.Minute)},
 	{"ATIS_RECORD_FLUSH_INTERVAL", int64(time.Millisecond), int64(time.Hour)},

@@ -89,15 +89,12 @@ func TestLoad(t *testing.T) {
 		{name: "WorkersZero", env: []string{"ATIS_WORKERS=0"}, wantErr: "ATIS_WORKERS=0 is out of range: it must be between 1 and 10000"},
 		{name: "PortTooHigh", env: []string{"ATIS_HTTP_ADDR=127.0.0.1:99999"}, wantErr: `ATIS_HTTP_ADDR="127.0.0.1:99999" is not a host:port listen address with a port from 0 to 65535`},
 		{name: "PortZeroIsAnyPort", env: []string{"ATIS_HTTP_ADDR=127.0.0.1:0"}, want: defaults(config.Config{HTTPAddr: "127.0.0.1:0"})},
-		{name: "SoftStopZeroIsKept", env: []string{"ATIS_SOFT_STOP_TIMEOUT=0s"}, want: func() config.Config {
-			c := defaults(config.Config{})
-			c.SoftStopTimeout = 0
-			return c
-		}()},
+		{name: "SoftStopZero", env: []string{"ATIS_SOFT_STOP_TIMEOUT=0s"}, wantErr: "ATIS_SOFT_STOP_TIMEOUT=0s is out of range: it must be between 1s and 1h"},
 		{name: "TrustedProxies", env: []string{"ATIS_HTTPS=true", "ATIS_TRUSTED_PROXIES=10.0.0.0/8, 192.0.2.7,::1"}, want: defaults(config.Config{
 			HTTPS: true, TrustedProxies: []config.Prefix{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}, {Prefix: netip.MustParsePrefix("192.0.2.7/32")},
 				{Prefix: netip.MustParsePrefix("::1/128")}}})},
 		{name: "BadTrustedProxy", env: []string{"ATIS_TRUSTED_PROXIES=proxy.example"}, wantErr: `ATIS_TRUSTED_PROXIES="proxy.example" is not a valid list of IP addresses or CIDR ranges`},
+		{name: "BadRedactPattern", env: []string{"ATIS_REDACT_PATTERNS=ok (unclosed"}, wantErr: `ATIS_REDACT_PATTERNS="ok (unclosed" is not a valid list of regular expressions separated by spaces`},
 		{name: "JobTimeoutTooLong", env: []string{"ATIS_JOB_TIMEOUT=9000h"}, wantErr: "ATIS_JOB_TIMEOUT=9000h is out of range: it must be between 1s and 168h"},
 		{name: "AppKey", env: []string{"ATIS_APP_KEY=" + appKey}, want: defaults(config.Config{AppKey: key})},
 		{name: "AppKeyRaw", env: []string{"ATIS_APP_KEY=0123456789abcdef0123456789abcdef"}, want: defaults(config.Config{AppKey: key})},

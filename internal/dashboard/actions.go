@@ -11,8 +11,8 @@ import (
 
 // actor is who performs an action from this request: the name given at
 // sign-in, with the address and browser.
-func actor(r *http.Request, s *session) admin.Actor {
-	return admin.Actor{Name: s.Name, Via: admin.ViaDashboard, Address: r.RemoteAddr, UserAgent: r.UserAgent()}
+func (d *Dashboard) actor(r *http.Request, s *session) admin.Actor {
+	return admin.Actor{Name: s.Name, Via: admin.ViaDashboard, Address: d.clientAddress(r), UserAgent: r.UserAgent()}
 }
 
 // setActive pauses or resumes a schedule (is_active), with its audit row,
@@ -25,7 +25,7 @@ func (d *Dashboard) setActive(active bool) func(http.ResponseWriter, *http.Reque
 			return
 		}
 		ctx := r.Context()
-		name, err := admin.SetActive(ctx, d.cfg.Pool, id, active, actor(r, s))
+		name, err := admin.SetActive(ctx, d.cfg.Pool, id, active, d.actor(r, s))
 		if errors.Is(err, admin.ErrNotFound) {
 			d.notFound(w, r, problem{})
 			return
@@ -54,7 +54,7 @@ func (d *Dashboard) runNow(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	ctx := r.Context()
-	runID, name, err := admin.RunNow(ctx, d.cfg.Pool, d.cfg.Runner, id, nil, actor(r, s))
+	runID, name, err := admin.RunNow(ctx, d.cfg.Pool, d.cfg.Runner, id, nil, d.actor(r, s))
 	switch {
 	case errors.Is(err, admin.ErrNotFound):
 		d.notFound(w, r, problem{})
@@ -79,7 +79,7 @@ func (d *Dashboard) runNow(w http.ResponseWriter, r *http.Request, s *session) {
 func (d *Dashboard) setSwitch(w http.ResponseWriter, r *http.Request, s *session) {
 	class, on := r.PostFormValue("class"), r.PostFormValue("paused") == "true"
 	ctx := r.Context()
-	key, err := admin.SetPauseSwitch(ctx, d.cfg.Pool, class, d.cfg.Registry.Names(), on, actor(r, s))
+	key, err := admin.SetPauseSwitch(ctx, d.cfg.Pool, class, d.cfg.Registry.Names(), on, d.actor(r, s))
 	if errors.Is(err, admin.ErrUnknownClass) {
 		http.Error(w, "unknown job class", http.StatusBadRequest)
 		return

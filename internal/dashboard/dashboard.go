@@ -28,6 +28,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -112,6 +113,9 @@ type Dashboard struct {
 	key      []byte // signs sessions and CSRF tokens; nil without a token
 	mux      *http.ServeMux
 	pages    map[string]*template.Template
+
+	mu             sync.Mutex
+	lastManyLogins time.Time // when many failed sign-ins were last logged
 }
 
 //go:embed templates static

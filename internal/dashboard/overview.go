@@ -158,13 +158,13 @@ func (d *Dashboard) longRuns(ctx context.Context, now time.Time) ([]longRun, err
 		FROM job_logs l LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
 		WHERE l.status = 'processing' AND l.start_time IS NOT NULL
 		  AND l.river_job_id IS NOT NULL
-		  AND l.start_time < $1::timestamp - make_interval(secs => greatest(60, 2 * coalesce(s.last_run_duration, 0)))
+		  AND l.start_time < $1::timestamp - make_interval(secs => greatest(60, 2.0 * coalesce(s.last_run_duration, 0)))
 		ORDER BY l.start_time LIMIT 20`, now)
 }
 
 func (d *Dashboard) nextFires(ctx context.Context, n int) ([]nextFire, error) {
 	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[nextFire], "read next fire times", `SELECT id, name, job_class, next_run_at
-		FROM scheduled_jobs WHERE next_run_at IS NOT NULL AND is_active ORDER BY next_run_at, id LIMIT $1`, n)
+		FROM scheduled_jobs WHERE next_run_at IS NOT NULL AND isfinite(next_run_at) AND is_active ORDER BY next_run_at, id LIMIT $1`, n)
 }
 
 // switches lists the pause switches in effect (platform.feature_flags).

@@ -13,8 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/atis-edu/atis-scheduler/internal/redact"
 )
 
@@ -72,13 +70,6 @@ func (d *Dashboard) fail(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusInternalServerError
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		status = http.StatusServiceUnavailable
-	}
-	// Data exceptions (class 22: a value the query could not read, a
-	// character the database cannot hold) come from what the request asked.
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
-		d.badRequest(w, r, "a value in the address could not be read")
-		return
 	}
 	d.cfg.Logger.ErrorContext(r.Context(), "dashboard: page failed", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 	d.renderStatus(w, r, status, "error", "Error", problem{Heading: "Something went wrong", Message: "The page could not be read from the database; the daemon's log says why."})

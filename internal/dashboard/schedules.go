@@ -106,6 +106,7 @@ type scheduleDetailPage struct {
 	Overlap       string
 	MaxAttempts   *int32
 	RetryDelay    *int32
+	Retries       string
 	Parameters    string
 	Fires         []fireTime
 	FiresErr      string
@@ -139,6 +140,7 @@ func (d *Dashboard) scheduleDetail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.S, p.Misfire, p.Overlap, p.MaxAttempts, p.RetryDelay = detail.Schedule, detail.Misfire, detail.Overlap, detail.MaxAttempts, detail.RetryDelay
+	p.Retries = detail.Retries()
 	params := detail.Parameters
 	p.Parameters = pretty(redact.JSON(d.cfg.Registry.Redact(p.S.Class, params)))
 	p.Fires, p.FiresErr = nextFireTimes(p.S, d.cfg.Now(), 10)

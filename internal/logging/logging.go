@@ -31,7 +31,18 @@ func New(w io.Writer, format string, level slog.Leveler) *slog.Logger {
 			TimeFormat: time.DateTime,
 		}))
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: millis}))
+}
+
+// millis writes a duration in JSON as milliseconds under its key with
+// "_ms" (slog writes nanoseconds: "duration":562052499); text lines show
+// durations as people read them (562ms), which tint does.
+func millis(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		ms := float64(a.Value.Duration().Microseconds()) / 1000
+		return slog.Float64(a.Key+"_ms", ms)
+	}
+	return a
 }
 
 // IsTerminal reports whether w is a terminal.

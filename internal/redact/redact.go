@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"unicode"
 )
 
 // Marker replaces every hidden value.
@@ -69,12 +70,18 @@ func urlShown(u *url.URL) string {
 }
 
 // hideQueryValues keeps each key of a raw query (or fragment) and replaces
-// its value.
+// its value; a part without a value (a fragment's anchor, a flag) stays,
+// unless it looks like a token itself.
 func hideQueryValues(query string) string {
 	parts := strings.Split(query, "&")
 	for i, p := range parts {
-		key, _, _ := strings.Cut(p, "=")
-		parts[i] = key + "=" + Marker
+		key, _, hasValue := strings.Cut(p, "=")
+		switch {
+		case hasValue:
+			parts[i] = key + "=" + Marker
+		case Segment(p):
+			parts[i] = Marker
+		}
 	}
 	return strings.Join(parts, "&")
 }
@@ -100,6 +107,9 @@ func Text(s string) string {
 		trail := strings.TrimRight(u, ".,;:)]}")
 		return URL(trail) + u[len(trail):]
 	})
+	for _, p := range current().patterns { // ATIS_REDACT_PATTERNS: values too
+		s = p.ReplaceAllString(s, markerStandIn)
+	}
 	return strings.ReplaceAll(s, markerStandIn, Marker)
 }
 
@@ -125,12 +135,17 @@ func Segment(seg string) bool {
 		}
 	}
 	for i, shape := range tokenShapes {
-		if shape.MatchString(seg) && (i < 2 || (strings.ContainsAny(seg, "0123456789") && strings.IndexFunc(seg, isLetter) >= 0)) {
+		if shape.MatchString(seg) && (i < 2 || (strings.ContainsAny(seg, "0123456789") && strings.IndexFunc(seg, isLetter) >= 0 &&
+			!fileName.MatchString(seg))) {
 			return true
 		}
 	}
 	return false
 }
+
+// fileName matches a name with an extension (report_2024_01_15.csv): a
+// file, not a token.
+var fileName = regexp.MustCompile(`^[\w-]+\.[A-Za-z][A-Za-z0-9]{0,4}$`)
 
 func isLetter(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }
 
@@ -234,15 +249,54 @@ func IsConfigRef(v any) bool {
 	return ok
 }
 
-// secretKey matches JSON keys whose values are never shown: names that say
-// secret, token, password, key (configurable: Configure).
-var secretKey = regexp.MustCompile(`(?i)pass|secret|token|auth|credential|cookie|api[_-]?key|private|signature|session|^key$`)
+// secretWords are the words of a name that say its value is a secret
+// (password, client_secret, refreshToken, X-Api-Key, Authorization); "key"
+// counts alone or after one of keyKinds.
+var (
+	secretWords = map[string]bool{"password": true, "passwd": true, "passphrase": true, "pass": true, "pwd": true,
+		"secret": true, "token": true, "auth": true, "authorization": true, "credential": true, "credentials": true,
+		"cookie": true, "cookies": true, "signature": true, "apikey": true, "sessionid": true, "session": true,
+		"privatekey": true, "accesskey": true, "secretkey": true, "bearer": true, "otp": true}
+	keyKinds = map[string]bool{"api": true, "private": true, "access": true, "secret": true, "signing": true,
+		"encryption": true, "client": true, "app": true, "master": true}
+)
 
-// SecretKey reports whether a JSON key or a header name says its value is a
-// secret.
+// words splits a name into its lower-case words: on anything not a letter
+// or digit, and where camelCase turns upper (refreshToken: refresh token).
+func words(name string) []string {
+	var out []string
+	var cur []rune
+	runes := []rune(name)
+	for i, r := range runes {
+		upper := unicode.IsUpper(r)
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			if len(cur) > 0 {
+				out = append(out, strings.ToLower(string(cur)))
+			}
+			cur = cur[:0]
+			continue
+		}
+		if upper && len(cur) > 0 && (!unicode.IsUpper(cur[len(cur)-1]) || (i+1 < len(runes) && unicode.IsLower(runes[i+1]))) {
+			out = append(out, strings.ToLower(string(cur)))
+			cur = cur[:0]
+		}
+		cur = append(cur, r)
+	}
+	if len(cur) > 0 {
+		out = append(out, strings.ToLower(string(cur)))
+	}
+	return out
+}
+
+// SecretKey reports whether a JSON key or a header name says its value is
+// a secret: one of its words does (max_tokens, author, is_private and
+// sessions do not), or a configured pattern matches it (ATIS_REDACT_KEYS).
 func SecretKey(name string) bool {
-	if secretKey.MatchString(name) {
-		return true
+	ws := words(name)
+	for i, w := range ws {
+		if secretWords[w] || (w == "key" && (len(ws) == 1 || (i > 0 && keyKinds[ws[i-1]]))) {
+			return true
+		}
 	}
 	for _, p := range current().keys {
 		if p.MatchString(name) {
@@ -304,7 +358,7 @@ func value(v any, inHeaders bool) any {
 			return t
 		}
 		for k, val := range t {
-			if (inHeaders || SecretKey(k)) && !IsConfigRef(val) {
+			if (inHeaders || SecretKey(k)) && !IsConfigRef(val) && hidable(val) {
 				t[k] = Marker
 				continue
 			}
@@ -317,9 +371,23 @@ func value(v any, inHeaders bool) any {
 		}
 		return t
 	case string:
+		if Value(t) {
+			return Marker
+		}
 		return Text(t)
 	}
 	return v
+}
+
+// hidable says whether a value under a secret's name is hidden: text and
+// structures are; a number, true or false, or null tells nothing (and
+// max_tokens: 4096 stays readable).
+func hidable(v any) bool {
+	switch v.(type) {
+	case string, map[string]any, []any:
+		return true
+	}
+	return false
 }
 
 // Value reports whether a whole value matches a configured pattern.

@@ -19,7 +19,10 @@ func TestURL(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"https://example.test/x", "https://example.test/x"},
 		{"https://user:pw@example.test/x?token=abc&page=2", "https://[redacted]@example.test/x?token=[redacted]&page=[redacted]"},
-		{"https://example.test/x?flag", "https://example.test/x?flag=[redacted]"},
+		{"https://example.test/x?flag", "https://example.test/x?flag"},
+		{"https://example.test/x?aGVsbG8gd29ybGQ0Mg", "https://example.test/x?[redacted]"},
+		{"https://docs.example/guide#section-2", "https://docs.example/guide#section-2"},
+		{"https://files.example/exports/report_2024_01_15.csv", "https://files.example/exports/report_2024_01_15.csv"},
 		{"http://%zz", "[redacted]"},
 		// Issue 16: a Telegram-style token in the path and an OAuth fragment.
 		{"https://api.telegram.org/bot123456:PATHTOKEN/sendMessage#access_token=FRAG&state=x",
@@ -72,8 +75,11 @@ func TestJSON(t *testing.T) {
 		{`{"Authorization": "Bearer x", "big": 12345678901234567890}`, `{"Authorization":"[redacted]","big":12345678901234567890}`},
 		{`{"endpoint": "https://u:p@host.example/x?y=1", "list": ["ftp://a@h/"]}`,
 			`{"endpoint":"https://[redacted]@host.example/x?y=[redacted]","list":["ftp://[redacted]@h/"]}`},
-		{`{"body": {"password": "p", "client_secret": "s", "refresh_token": "r", "user": "u", "session_id": "x"}}`,
-			`{"body":{"client_secret":"[redacted]","password":"[redacted]","refresh_token":"[redacted]","session_id":"[redacted]","user":"u"}}`},
+		{`{"body": {"password": "p", "client_secret": "s", "refresh_token": "r", "user": "u", "session_id": "x", "apiKey": "k", "X-Api-Key": "h"}}`,
+			`{"body":{"X-Api-Key":"[redacted]","apiKey":"[redacted]","client_secret":"[redacted]","password":"[redacted]","refresh_token":"[redacted]","session_id":"[redacted]","user":"u"}}`},
+		// Names that only hold a secret's letters stay; numbers and flags stay.
+		{`{"author": "a", "compass": "c", "bypass_cache": true, "is_private": false, "max_tokens": 4096, "sessions": 3, "keyboard": "k", "token": 5}`,
+			`{"author":"a","bypass_cache":true,"compass":"c","is_private":false,"keyboard":"k","max_tokens":4096,"sessions":3,"token":5}`},
 		{`not json`, `not json`},
 	}
 	for _, tt := range tests {
@@ -90,6 +96,9 @@ func TestConfigure(t *testing.T) {
 	require.Equal(t, "https://x.example/[redacted]/feed", redact.URL("https://x.example/school-alpha/feed"))
 	require.Equal(t, `{"pin":"[redacted]","pinned":true}`, string(redact.JSON(json.RawMessage(`{"pin": "1234", "pinned": true}`))))
 	require.True(t, redact.Value("school-beta"))
+	require.Equal(t, `{"tenant":"[redacted]"}`, string(redact.JSON(json.RawMessage(`{"tenant": "school-gamma"}`))), "a value, whatever its key")
+	redact.Configure(redact.Settings{Patterns: []*regexp.Regexp{regexp.MustCompile(`sk_live_[A-Za-z0-9]+`)}})
+	require.Equal(t, "refused key [redacted] by the provider", redact.Text("refused key sk_live_abc123 by the provider"))
 }
 
 // FuzzURL: whatever a URL holds, what URL shows never holds its user info,

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +47,10 @@ func ParseCron(expr string, loc *time.Location) (Schedule, error) {
 		fields := strings.Fields(expr)
 		if len(fields) != 5 && len(fields) != 6 {
 			return nil, fmt.Errorf("cron expression %q: expected 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds, got %d", expr, len(fields))
+		}
+		if n, err := strconv.Atoi(fields[len(fields)-1]); len(fields) == 6 && err == nil && n >= 1000 {
+			return nil, fmt.Errorf("cron expression %q: its sixth field %q looks like a year, but cron has no year field: "+
+				"6 fields are read as second, minute, hour, day of the month, month, day of the week", expr, fields[5])
 		}
 		dom := len(fields) - 3
 		if strings.EqualFold(fields[dom], "L") {

@@ -5,6 +5,10 @@
 -- schedule's columns asked for a plan. A NULL written by anyone but a daemon
 -- now asks for one too, and the row is scheduled from its expression.
 --
+-- A row with neither cron_expression nor interval_minutes was refused by
+-- the seed's CHECK constraint, whose message quotes the whole row: the
+-- trigger refuses it first, in an admin's words.
+--
 -- The trigger wrote updated_at = now() in the editing session's time zone,
 -- over a value the statement set itself. It now keeps an explicit value,
 -- and writes its own in the web app's clock: the zone the daemons record in
@@ -23,6 +27,7 @@ CREATE OR REPLACE FUNCTION atis_scheduled_jobs_before_write() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     ins CONSTANT boolean := TG_OP = 'INSERT';
+    zone text;
 BEGIN
     IF NEW.timezone IS NOT NULL AND (ins OR NEW.timezone IS DISTINCT FROM OLD.timezone) THEN
         BEGIN
@@ -31,6 +36,11 @@ BEGIN
             RAISE EXCEPTION 'scheduled_jobs.timezone: unknown time zone "%" (use an IANA name such as Asia/Baku or UTC)', NEW.timezone
                 USING ERRCODE = 'check_violation';
         END;
+    END IF;
+    IF NEW.cron_expression IS NULL AND NEW.interval_minutes IS NULL
+       AND (ins OR OLD.cron_expression IS NOT NULL OR OLD.interval_minutes IS NOT NULL) THEN
+        RAISE EXCEPTION 'scheduled_jobs: set cron_expression (such as ''0 3 * * *'') or interval_minutes'
+            USING ERRCODE = 'check_violation';
     END IF;
     IF NEW.interval_minutes IS NOT NULL AND NEW.interval_minutes <= 0
        AND (ins OR NEW.interval_minutes IS DISTINCT FROM OLD.interval_minutes) THEN
@@ -71,8 +81,14 @@ BEGIN
             NEW.next_run_at := NULL;
         END IF;
         IF NEW.updated_at IS NOT DISTINCT FROM OLD.updated_at THEN
-            NEW.updated_at := now() AT TIME ZONE coalesce(
-                (SELECT value FROM scheduler_settings WHERE key = 'db_timezone'), current_setting('TimeZone'));
+            BEGIN
+                SELECT value INTO zone FROM scheduler_settings WHERE key = 'db_timezone';
+            EXCEPTION WHEN undefined_table OR insufficient_privilege THEN
+                -- The web app's session may not see the daemon's table (another
+                -- search_path, another role): its own zone, as before.
+                zone := NULL;
+            END;
+            NEW.updated_at := now() AT TIME ZONE coalesce(zone, current_setting('TimeZone'));
         END IF;
     ELSIF NEW.next_run_at IS NULL AND OLD.next_run_at IS NOT NULL
           AND current_setting('atis.scheduler', true) IS DISTINCT FROM 'on' THEN

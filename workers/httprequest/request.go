@@ -86,7 +86,7 @@ func New(cfg Config) workers.Class {
 		Name:    Name,
 		Parse:   parse,
 		Resolve: source.params,
-		Timeout: func(p *Params) time.Duration { return p.timeout + 5*time.Second },
+		Timeout: func(p *Params) time.Duration { return timeoutOf(p.TimeoutSeconds) + 5*time.Second },
 		Run: func(ctx context.Context, job workers.Job[*Params]) (any, error) {
 			if job.Params.hasBody() {
 				return do(ctx, bodyClient, job.Params)
@@ -109,6 +109,14 @@ func newClient(checkRedirect func(*http.Request, []*http.Request) error) *retrya
 	// matters without repeating it.
 	client.ErrorHandler = retryablehttp.PassthroughErrorHandler
 	return client
+}
+
+// timeoutOf is a request's timeout for timeout_seconds (0: the default).
+func timeoutOf(seconds int) time.Duration {
+	if seconds <= 0 {
+		return DefaultTimeout
+	}
+	return min(time.Duration(seconds)*time.Second, maxTimeout)
 }
 
 // hasBody says whether the request sends a body.
@@ -203,14 +211,10 @@ func parse(raw json.RawMessage) (*Params, error) {
 	if strings.ContainsAny(p.Method, " \t\r\n/") {
 		return nil, fmt.Errorf(`http_request parameters: "method" %q is not an HTTP method`, p.Method)
 	}
-	switch {
-	case p.TimeoutSeconds < 0 || time.Duration(p.TimeoutSeconds)*time.Second > maxTimeout:
+	if p.TimeoutSeconds < 0 || time.Duration(p.TimeoutSeconds)*time.Second > maxTimeout {
 		return nil, fmt.Errorf(`http_request parameters: "timeout_seconds" %d is out of range (1 to %d)`, p.TimeoutSeconds, int(maxTimeout.Seconds()))
-	case p.TimeoutSeconds == 0:
-		p.timeout = DefaultTimeout
-	default:
-		p.timeout = time.Duration(p.TimeoutSeconds) * time.Second
 	}
+	p.timeout = timeoutOf(p.TimeoutSeconds)
 	if len(p.ExpectStatus) > 0 && string(p.ExpectStatus) != "null" {
 		var one int
 		if json.Unmarshal(p.ExpectStatus, &one) == nil {

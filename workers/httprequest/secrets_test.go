@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -342,4 +343,19 @@ func exec(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) {
 	t.Helper()
 	_, err := pool.Exec(context.Background(), sql, args...)
 	require.NoError(t, err)
+}
+
+// TestTimeoutOfRedactedParameters: a run queued with redacted parameters
+// (a URL whose user info reads [redacted] does not parse) keeps its own
+// timeout_seconds, not the client's job timeout.
+func TestTimeoutOfRedactedParameters(t *testing.T) {
+	t.Parallel()
+
+	params := json.RawMessage(`{"url": "https://user:pa55-SECRET@example.test/x", "timeout_seconds": 120}`)
+	worker, ok := workers.WorkerOf(httprequest.New(httprequest.Config{}))
+	require.True(t, ok)
+	args := workers.Args{Parameters: httprequest.Redact(params), ParametersRedacted: true, ScheduledJobID: 7}
+	require.Contains(t, string(args.Parameters), "[redacted]@")
+	got := worker.Timeout(&river.Job[workers.RunArgs]{Args: workers.NewRunArgs(httprequest.Name, args)})
+	require.Equal(t, 125*time.Second, got)
 }

@@ -28,8 +28,11 @@ func New() workers.Class {
 func parse(raw json.RawMessage) (workers.NoParameters, error) {
 	var m map[string]json.RawMessage
 	if len(raw) > 0 && string(raw) != "null" {
+		if err := workers.CheckObject(Name, raw); err != nil {
+			return workers.NoParameters{}, err
+		}
 		if err := json.Unmarshal(raw, &m); err != nil {
-			return workers.NoParameters{}, fmt.Errorf("parameters must be a JSON object: %w", err)
+			return workers.NoParameters{}, fmt.Errorf("noop parameters are not JSON: %w", err)
 		}
 	}
 	if len(m) > 0 {

@@ -232,7 +232,7 @@ func TestParametersAreChecked(t *testing.T) {
 	for params, want := range map[string]string{
 		`{"tables": {"students": 30}}`:       `log_retention parameters: tables: "students" is not a table retention knows`,
 		`{"tables": {"job_logs": -1}}`:       `log_retention parameters: tables.job_logs: expected whole days to keep (0 keeps forever), got -1`,
-		`{"batch_size": 0.5}`:                `log_retention parameters: "batch_size" must be int`,
+		`{"batch_size": 0.5}`:                `log_retention parameters: "batch_size" must be a whole number`,
 		`{"archive_dir": "relative/path"}`:   `log_retention parameters: archive_dir "relative/path" must be an absolute path`,
 		`{"budget_seconds": -5}`:             `log_retention parameters: budget_seconds -5 must not be negative`,
 		`{"tables": {"audit_logs": "many"}}`: `log_retention parameters: tables.audit_logs: expected whole days`,

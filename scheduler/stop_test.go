@@ -1,36 +1,18 @@
 package scheduler_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"testing"
+
+	"github.com/atis-edu/atis-scheduler/internal/testkit/syncbuf"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 )
-
-// lockedBuffer collects log output from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestStopDuringABatchIsNoError: a SIGTERM that lands while a batch of due
 // rows is being enqueued stops the batch, rolls it back whole, and logs no
@@ -49,7 +31,7 @@ func TestStopDuringABatchIsNoError(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	var inserts, validations int
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	sched := scheduler.New(b.pool, b.river, b.registry, slog.New(slog.NewJSONHandler(&logs, nil)),
 		scheduler.WithFault(scheduler.Config{Now: b.clock.Now}, func(step string) error {
 			switch step {

@@ -13,10 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/atis-edu/atis-scheduler/internal/testkit/syncbuf"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -138,25 +139,7 @@ func TestRunRefusesToStart(t *testing.T) {
 type daemon struct {
 	cmd    *exec.Cmd
 	lines  chan map[string]any
-	output *syncBuffer
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	output *syncbuf.Buffer
 }
 
 func startDaemon(t *testing.T, env ...string) *daemon {
@@ -171,7 +154,7 @@ func startCommand(t *testing.T, cmd *exec.Cmd, env ...string) *daemon {
 	cmd.Env = append([]string{"ATIS_HTTP_ADDR=127.0.0.1:0"}, env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
-	d := &daemon{cmd: cmd, lines: make(chan map[string]any, 1000), output: &syncBuffer{}}
+	d := &daemon{cmd: cmd, lines: make(chan map[string]any, 1000), output: &syncbuf.Buffer{}}
 	cmd.Stdout = d.output
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {

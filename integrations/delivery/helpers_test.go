@@ -1,7 +1,6 @@
 package delivery_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -17,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/atis-edu/atis-scheduler/internal/testkit/syncbuf"
 
 	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
 
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 
 type testBundle struct {
 	pool    *pgxpool.Pool
-	logs    *lockedBuffer
+	logs    *syncbuf.Buffer
 	roots   *x509.CertPool
 	tlsCert *httptest.Server // its certificate serves the SMTP server too
 }
@@ -46,7 +47,7 @@ func setup(t *testing.T) *testBundle {
 	t.Cleanup(tlsSrv.Close)
 	roots := x509.NewCertPool()
 	roots.AddCert(tlsSrv.Certificate())
-	return &testBundle{pool: dbtest.NewPool(t), logs: &lockedBuffer{}, roots: roots, tlsCert: tlsSrv}
+	return &testBundle{pool: dbtest.NewPool(t), logs: &syncbuf.Buffer{}, roots: roots, tlsCert: tlsSrv}
 }
 
 // dispatcher returns a dispatcher as a replica of the daemon would have
@@ -241,24 +242,6 @@ func (s *mailSession) Data(r io.Reader) error {
 
 func (s *mailSession) Reset()        { s.cur = mailMessage{} }
 func (s *mailSession) Logout() error { return nil }
-
-// lockedBuffer is a log destination for goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 func contains(s string, subs ...string) bool {
 	for _, sub := range subs {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/atis-edu/atis-scheduler/internal/redact"
+	"github.com/atis-edu/atis-scheduler/internal/schedule"
 
 	"github.com/atis-edu/atis-scheduler/scheduler"
 
@@ -348,21 +349,9 @@ func (r Range) check(c Config) error {
 	}
 	show := func(n int64) string { return fmt.Sprint(n) }
 	if f.Type() == reflect.TypeFor[time.Duration]() {
-		show = func(n int64) string { return shortDuration(time.Duration(n)) }
+		show = func(n int64) string { return schedule.ShortDuration(time.Duration(n)) }
 	}
 	return fmt.Errorf("%s=%s is out of range: it must be between %s and %s", r.Var, show(v), show(r.Min), show(r.Max))
-}
-
-// shortDuration writes d without zero units: 1h, 1m, 100ms.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // WithDefaults returns c with every zero field set to its default.

@@ -12,9 +12,10 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/atis-edu/atis-scheduler/internal/testkit/syncbuf"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -129,7 +130,7 @@ func TestSignInLimits(t *testing.T) {
 	t.Parallel()
 
 	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
-	var logs lockedLog
+	var logs syncbuf.Buffer
 	pool, srv := replicas(t, dashboard.Config{TrustedProxies: loopback, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	attacker := clientFrom(t, "203.0.113.9")
 	for i := range 10 {
@@ -202,7 +203,7 @@ func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestBadQueryInputIs400(t *testing.T) {
 	t.Parallel()
 
-	var logs lockedLog
+	var logs syncbuf.Buffer
 	pool := dbtest.NewPool(t)
 	srv := serve(t, dashboard.Config{Pool: pool, Addr: "127.0.0.1:9464", Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	c := client(t)
@@ -213,23 +214,6 @@ func TestBadQueryInputIs400(t *testing.T) {
 		require.Contains(t, body, "This address cannot be shown", p)
 	}
 	require.NotContains(t, logs.String(), `"level":"ERROR"`)
-}
-
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // FuzzQuery: whatever query a request carries, no page answers 500 (the

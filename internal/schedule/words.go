@@ -20,7 +20,7 @@ func Describe(expr string) string {
 	}
 	if d, ok := strings.CutPrefix(expr, "@every "); ok {
 		if dur, err := time.ParseDuration(strings.TrimSpace(d)); err == nil {
-			return "every " + shortDuration(dur)
+			return "every " + ShortDuration(dur)
 		}
 		return expr
 	}
@@ -187,8 +187,8 @@ func nonEmpty(parts ...string) []string {
 	return out
 }
 
-// shortDuration writes d without zero units: 90m is 1h30m, 1h0m0s is 1h.
-func shortDuration(d time.Duration) string {
+// ShortDuration writes d without zero units: 90m is 1h30m, 1h0m0s is 1h.
+func ShortDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

@@ -11,7 +11,7 @@ LDFLAGS := -s -w -X $(PKG)/internal/cli.Version=$(VERSION)
 # that atis-devdb starts for the whole run and stops after it.
 WITH_TEST_DB = $(if $(TEST_DATABASE_URL),,$(BIN)/atis-devdb -env TEST_DATABASE_URL -database postgres --)
 
-.PHONY: help build run test test/race test-chaos test-soak fuzz lint bench screenshot clean
+.PHONY: help build run psql test test/race test-chaos test-soak fuzz lint bench screenshot clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,12 +19,22 @@ help: ## List the targets
 build: ## Build atis-scheduler (and the atis-devdb helper) into bin/
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
-run: build ## Run the daemon: on DATABASE_URL if set, else on a private PostgreSQL under .local/
+# The private PostgreSQL of `make run` and `make psql`; its URL is also in $(DEVDB_DIR).url.
+DEVDB_DIR := .local/postgres
+
+run: build ## Run the daemon: on DATABASE_URL if set, else on a private PostgreSQL under .local/ (URL printed, and in .local/postgres.url)
 	@if [ -n "$$DATABASE_URL" ]; then \
 		$(BIN)/atis-scheduler migrate && exec $(BIN)/atis-scheduler run; \
 	else \
-		exec $(BIN)/atis-devdb -dir .local/postgres -- \
+		exec $(BIN)/atis-devdb -dir $(DEVDB_DIR) -- \
 			sh -c '$(BIN)/atis-scheduler migrate && exec $(BIN)/atis-scheduler run'; \
+	fi
+
+psql: build ## psql on the database `make run` uses: DATABASE_URL if set, else the private one (joined if running, started if not)
+	@if [ -n "$$DATABASE_URL" ]; then \
+		exec psql "$$DATABASE_URL"; \
+	else \
+		exec $(BIN)/atis-devdb -dir $(DEVDB_DIR) -- sh -c 'exec psql "$$DATABASE_URL"'; \
 	fi
 
 test: build ## Run the whole test suite on a throwaway PostgreSQL

@@ -3,7 +3,9 @@
 // for `make run` (a cluster that persists under .local/).
 //
 // The cluster listens on loopback only, with trust authentication, and is not
-// meant for production. As root, the server binaries run as the `postgres`
+// meant for production. A kept cluster (Options.Dir) is shared: a second
+// process starting it while it runs joins it on the same URL, and only the
+// last process to stop it stops the server. As root, the server binaries run as the `postgres`
 // user, since PostgreSQL refuses to run as root.
 package localpg
 
@@ -24,6 +26,7 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrNoServer is returned when no PostgreSQL server binaries can be found.
@@ -32,9 +35,10 @@ var ErrNoServer = errors.New("localpg: no PostgreSQL server binaries (initdb, pg
 // Options configures a cluster. The zero value is a throwaway cluster with
 // fsync off in a new temp dir.
 type Options struct {
-	// Dir is where the cluster lives (data in Dir/data, socket and log beside
-	// it). An existing cluster there is reused. Defaults to a new temp dir that
-	// Stop removes.
+	// Dir is where the cluster lives (data in Dir/data, socket, log, port
+	// and locks beside it). An existing cluster there is reused; one already
+	// running (another process's) is joined as it is, whatever the other
+	// options say. Defaults to a new temp dir that Stop removes.
 	Dir string
 
 	// Durable keeps fsync on. Defaults to false: fast, and fine for data that
@@ -45,7 +49,8 @@ type Options struct {
 	// for many parallel tests that each run a River client.
 	MaxConnections int
 
-	// Port is the loopback TCP port. Defaults to a free port picked at start.
+	// Port is the loopback TCP port. Defaults to the port a kept cluster
+	// had last time when it is free, else a free port picked at start.
 	Port int
 
 	// Settings are more server settings, each "name=value" with no spaces
@@ -60,10 +65,15 @@ type Cluster struct {
 	ephemeral bool
 	port      int
 	cred      *syscall.Credential
+
+	attached    bool     // the server was running already: joined, not started
+	users       *os.File // a kept cluster's users.lock, held shared while in use
+	keptRunning bool     // Stop left the server to its other users
 }
 
-// Start initialises (if needed) and starts a cluster. The returned cluster's
-// URL connects to its `postgres` database as the `postgres` superuser.
+// Start initialises (if needed) and starts a cluster, or joins the server
+// another process runs on the same Dir. The returned cluster's URL connects
+// to its `postgres` database as the `postgres` superuser.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	bin, err := FindBinDir()
 	if err != nil {
@@ -103,16 +113,55 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	if err := c.chown(c.dir); err != nil {
 		return err
 	}
+	if !c.ephemeral {
+		control, err := lockFile(ctx, filepath.Join(c.dir, controlLockFile), syscall.LOCK_EX)
+		if err != nil {
+			return err
+		}
+		defer control.Close()
+		if err := c.join(ctx); err != nil {
+			return err
+		}
+		if err := c.startOrAttach(ctx, opts); err != nil {
+			_ = c.users.Close()
+			c.users = nil
+			return err
+		}
+		return nil
+	}
+	return c.startServer(ctx, opts)
+}
+
+// startOrAttach joins the server running on the kept cluster's data dir, or
+// starts one; control.lock is held.
+func (c *Cluster) startOrAttach(ctx context.Context, opts Options) error {
+	port, err := c.runningPort(ctx)
+	if err != nil {
+		return err
+	}
+	if port != 0 {
+		c.port, c.attached = port, true
+		return c.waitReady(ctx)
+	}
+	if c.port == 0 {
+		c.port = c.rememberedPort()
+	}
+	if err := c.startServer(ctx, opts); err != nil {
+		return err
+	}
+	return c.rememberPort()
+}
+
+// startServer initialises the data dir if needed and starts the server on
+// c.port, or on a free port when c.port is 0.
+func (c *Cluster) startServer(ctx context.Context, opts Options) error {
 	if _, err := os.Stat(filepath.Join(c.dataDir(), "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
 		if err := c.run(ctx, "initdb", "-D", c.dataDir(), "-U", "postgres", "--auth=trust",
 			"--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"); err != nil {
 			return err
 		}
 	}
-	// A server left running by a killed parent still owns this data dir: stop it.
-	if _, err := os.Stat(filepath.Join(c.dataDir(), "postmaster.pid")); err == nil {
-		_ = c.run(ctx, "pg_ctl", "-D", c.dataDir(), "stop", "-m", "immediate", "-w")
-	}
+	fixed := opts.Port != 0
 	var lastErr error
 	for range 5 {
 		port := c.port
@@ -144,9 +193,10 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 			}
 			return nil
 		}
-		if c.port != 0 { // a fixed port: no point in retrying
+		if fixed { // no point in retrying
 			break
 		}
+		c.port = 0 // a remembered port taken meanwhile: pick another
 	}
 	return fmt.Errorf("%w (server log: %s)", lastErr, c.logTail())
 }
@@ -162,22 +212,37 @@ func (c *Cluster) DatabaseURL(name string) string {
 // Dir is the directory the cluster lives in.
 func (c *Cluster) Dir() string { return c.dir }
 
-// Stop shuts the server down (fast mode) and, for a throwaway cluster,
-// removes its directory. It is safe to call more than once.
+// Attached reports whether Start found the server already running (another
+// process's) and joined it rather than starting it.
+func (c *Cluster) Attached() bool { return c.attached }
+
+// KeptRunning reports whether Stop left the server running because other
+// processes still use it.
+func (c *Cluster) KeptRunning() bool { return c.keptRunning }
+
+// Stop ends this process's use of the cluster. A throwaway cluster is shut
+// down (fast mode) and its directory removed; a kept one is shut down only
+// when no other process uses it any more. It is safe to call more than once.
 func (c *Cluster) Stop(ctx context.Context) error {
 	if c == nil {
 		return nil
 	}
-	var err error
-	if _, statErr := os.Stat(filepath.Join(c.dataDir(), "postmaster.pid")); statErr == nil {
-		err = c.run(ctx, "pg_ctl", "-D", c.dataDir(), "stop", "-m", "fast", "-w", "-t", "60")
+	if !c.ephemeral {
+		return c.leave(ctx)
 	}
-	if c.ephemeral {
-		if rmErr := os.RemoveAll(c.dir); rmErr != nil && err == nil {
-			err = fmt.Errorf("localpg: remove %s: %w", c.dir, rmErr)
-		}
+	err := c.stopServer(ctx)
+	if rmErr := os.RemoveAll(c.dir); rmErr != nil && err == nil {
+		err = fmt.Errorf("localpg: remove %s: %w", c.dir, rmErr)
 	}
 	return err
+}
+
+// stopServer shuts the server down (fast mode) if it runs.
+func (c *Cluster) stopServer(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(c.dataDir(), "postmaster.pid")); err != nil {
+		return nil
+	}
+	return c.run(ctx, "pg_ctl", "-D", c.dataDir(), "stop", "-m", "fast", "-w", "-t", "60")
 }
 
 func (c *Cluster) dataDir() string { return filepath.Join(c.dir, "data") }
@@ -276,6 +341,16 @@ func serverCredential() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
+// portFree reports whether port can be listened on at loopback now.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	_ = l.Close()
+	return true
+}
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -300,7 +375,12 @@ func CreateDatabase(ctx context.Context, adminURL, name string) error {
 	if exists {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database: a process sharing the cluster made it meanwhile
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("localpg: create database %s: %w", name, err)
 	}
 	return nil

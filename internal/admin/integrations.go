@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/atis-edu/atis-scheduler/integrations"
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 )
 
 // Sync is one integration_sync_logs row.
@@ -40,6 +42,8 @@ type Integration struct {
 	Frequency *string
 	Syncs     []Sync // the latest first
 	NextDue   string // when integration_dispatch next starts a sync
+	// NextDueAt is NextDue's time, when it is one.
+	NextDueAt *time.Time
 }
 
 // Failing: the latest finished sync failed.
@@ -93,7 +97,7 @@ func Integrations(ctx context.Context, db DB, id int64, syncs int, now time.Time
 		return nil, fmt.Errorf("read integrations: %w", err)
 	}
 	for k := range list {
-		list[k].NextDue = nextDue(list[k], now)
+		list[k].NextDue, list[k].NextDueAt = nextDue(list[k], now)
 	}
 	slices.SortStableFunc(list, func(a, b Integration) int {
 		if a.Failing() != b.Failing() {
@@ -134,13 +138,14 @@ func ResolveIntegration(ctx context.Context, db DB, idOrName string) (int64, str
 var ErrIntegrationNotFound = errors.New("admin: no such integration")
 
 // nextDue says when integration_dispatch next starts a sync: its
-// sync_frequency come round since the last sync or attempt (UTC).
-func nextDue(i Integration, now time.Time) string {
+// sync_frequency come round since the last sync or attempt (UTC), and that
+// time when it is in the future.
+func nextDue(i Integration, now time.Time) (string, *time.Time) {
 	if !i.Enabled {
-		return "disabled"
+		return "disabled", nil
 	}
 	if i.Frequency == nil || *i.Frequency == "" {
-		return "no sync_frequency"
+		return "no sync_frequency", nil
 	}
 	var base time.Time
 	if i.LastSync != nil {
@@ -150,14 +155,63 @@ func nextDue(i Integration, now time.Time) string {
 		base = i.Syncs[0].Start
 	}
 	if base.IsZero() {
-		return "now (never synced)"
+		return "now (never synced)", nil
 	}
 	next, err := integrations.NextSync(*i.Frequency, base)
 	if err != nil {
-		return "unknown sync_frequency"
+		return "unknown sync_frequency", nil
 	}
 	if !next.After(now) {
-		return "due now"
+		return "due now", nil
 	}
-	return next.UTC().Format("2006-01-02 15:04 UTC")
+	return next.UTC().Format("2006-01-02 15:04 UTC"), &next
+}
+
+// SyncLog is one integration_sync_logs row with everything its page shows.
+type SyncLog struct {
+	Sync
+	IntegrationID int64
+	Integration   string
+	InitiatedBy   *int64
+	// Details is error_details (a sample of records that failed), Summary
+	// sync_summary (pages, requests, timings): redacted JSON.
+	Details, Summary []byte
+	// RunID is the run that wrote the log, when job_logs still holds it.
+	RunID *int64
+}
+
+// ErrSyncNotFound is returned for an unknown sync log.
+var ErrSyncNotFound = errors.New("admin: no such sync log")
+
+// syncRunWindow bounds how long before its log opened a sync's run may
+// have started: the run is looked up by start_time, whose index finds it.
+const syncRunWindow = 10 * time.Minute
+
+// GetSync reads sync log id and finds the run that wrote it: an
+// integration_sync run's result names its log, a notification_dispatch
+// run's names one per integration.
+func GetSync(ctx context.Context, db DB, id int64) (SyncLog, error) {
+	var s SyncLog
+	err := db.QueryRow(ctx, `SELECT l.id, l.sync_type, l.status, l.start_time, l.end_time, l.records_processed, l.records_created,
+			l.records_updated, l.records_failed, l.error_message, l.integration_id, coalesce(i.name, ''), l.initiated_by,
+			coalesce(l.error_details, '{}'::jsonb), coalesce(l.sync_summary, '{}'::jsonb)
+		FROM integration_sync_logs l LEFT JOIN integrations i ON i.id = l.integration_id WHERE l.id = $1`, id).Scan(
+		&s.ID, &s.Type, &s.Status, &s.Start, &s.End, &s.Processed, &s.Created, &s.Updated, &s.Failed, &s.Error,
+		&s.IntegrationID, &s.Integration, &s.InitiatedBy, &s.Details, &s.Summary)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return s, fmt.Errorf("%w: %d", ErrSyncNotFound, id)
+	case err != nil:
+		return s, fmt.Errorf("read sync log %d: %w", id, err)
+	}
+	s.Error, s.Details, s.Summary = text(s.Error), redact.JSON(s.Details), redact.JSON(s.Summary)
+	err = db.QueryRow(ctx, `SELECT river_job_id FROM job_logs
+		WHERE start_time BETWEEN $2::timestamp - $3 * interval '1 second' AND $2::timestamp + interval '1 minute'
+		  AND (result->>'sync_log_id' = $1 OR result->'integrations'->$4->>'sync_log_id' = $1)
+		ORDER BY id DESC LIMIT 1`, strconv.FormatInt(id, 10), s.Start, int64(syncRunWindow/time.Second),
+		strconv.FormatInt(s.IntegrationID, 10)).Scan(&s.RunID)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return s, fmt.Errorf("find the run of sync log %d: %w", id, err)
+	}
+	return s, nil
 }

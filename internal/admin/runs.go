@@ -155,19 +155,40 @@ type AttemptRow struct {
 	Duration   *int32
 	Error      *string
 	CreatedAt  *time.Time
+	// DurationMS is the attempt's duration in milliseconds (duration holds
+	// whole seconds): nil while it runs.
+	DurationMS *int64
+	// IntegrationID and Integration name the integration a run syncs
+	// (its parameters' integration_id), when it names one that exists.
+	IntegrationID *int64
+	Integration   *string
 }
 
 // AttemptFilter narrows Attempts. Zero fields do not filter.
 type AttemptFilter struct {
 	ScheduleIDs []int64
 	Class       string
-	Status      string
-	From, To    time.Time // start_time
-	Before      int64     // keyset: job_logs.id below this
+	// ExcludeClasses leaves these classes out (the every-minute dispatch
+	// classes, on request).
+	ExcludeClasses []string
+	Status         string
+	From, To       time.Time // start_time
+	Before         int64     // keyset: job_logs.id below this
 }
 
+// attemptColumns are AttemptRow's, read from job_logs l joined with
+// attemptJoins.
 const attemptColumns = `l.id, l.river_job_id, l.scheduled_job_id, coalesce(s.name, d.name), l.job_class, l.attempt, l.status,
-	l.start_time, l.end_time, l.duration, l.error_message, l.created_at`
+	l.start_time, l.end_time, l.duration, l.error_message, l.created_at,
+	(extract(epoch FROM l.end_time - l.start_time) * 1000)::bigint, i.id, i.name`
+
+// attemptJoins name a run's schedule (deleted ones too) and the integration
+// its parameters name: a sync run has no schedule when integration_dispatch
+// started it. The CASE keeps a non-numeric value from being cast.
+const attemptJoins = `LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
+	LEFT JOIN scheduler_deleted_schedules d ON d.id = l.scheduled_job_id
+	LEFT JOIN integrations i ON i.id = CASE WHEN l.payload->'parameters'->>'integration_id' ~ '^[0-9]{1,18}$'
+		THEN (l.payload->'parameters'->>'integration_id')::bigint END`
 
 // Attempts lists job_logs rows newest first, at most limit. The WHERE
 // clause holds only the filters given, so that each shape gets its own plan
@@ -185,6 +206,9 @@ func Attempts(ctx context.Context, db DB, f AttemptFilter, limit int) ([]Attempt
 	if f.Class != "" {
 		conds = append(conds, "l.job_class = "+arg(f.Class))
 	}
+	if len(f.ExcludeClasses) > 0 {
+		conds = append(conds, "l.job_class <> ALL("+arg(f.ExcludeClasses)+")")
+	}
 	if f.Status != "" {
 		conds = append(conds, "l.status = "+arg(f.Status))
 	}
@@ -201,9 +225,7 @@ func Attempts(ctx context.Context, db DB, f AttemptFilter, limit int) ([]Attempt
 	if len(conds) > 0 {
 		where = "WHERE " + strings.Join(conds, " AND ")
 	}
-	rows, err := db.Query(ctx, `SELECT `+attemptColumns+` FROM job_logs l
-		LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
-		LEFT JOIN scheduler_deleted_schedules d ON d.id = l.scheduled_job_id `+where+`
+	rows, err := db.Query(ctx, `SELECT `+attemptColumns+` FROM job_logs l `+attemptJoins+` `+where+`
 		ORDER BY l.id DESC LIMIT `+strconv.Itoa(limit), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
@@ -231,8 +253,7 @@ type AttemptDetail struct {
 func RunAttempts(ctx context.Context, db DB, id int64) ([]AttemptDetail, error) {
 	rows, err := db.Query(ctx, `SELECT `+attemptColumns+`, l.error_trace, coalesce(l.result, '{}'::jsonb),
 			coalesce(l.payload, '{}'::jsonb), l.queue
-		FROM job_logs l LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
-		LEFT JOIN scheduler_deleted_schedules d ON d.id = l.scheduled_job_id
+		FROM job_logs l `+attemptJoins+`
 		WHERE l.job_id = $1 AND l.river_job_id = $2 ORDER BY l.attempt, l.id`, strconv.FormatInt(id, 10), id)
 	if err != nil {
 		return nil, fmt.Errorf("read run %d: %w", id, err)
@@ -240,7 +261,7 @@ func RunAttempts(ctx context.Context, db DB, id int64) ([]AttemptDetail, error) 
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (AttemptDetail, error) {
 		var a AttemptDetail
 		err := row.Scan(&a.ID, &a.RunID, &a.ScheduleID, &a.Schedule, &a.Class, &a.Attempt, &a.Status, &a.Start, &a.End,
-			&a.Duration, &a.Error, &a.CreatedAt, &a.Trace, &a.Result, &a.Payload, &a.Queue)
+			&a.Duration, &a.Error, &a.CreatedAt, &a.DurationMS, &a.IntegrationID, &a.Integration, &a.Trace, &a.Result, &a.Payload, &a.Queue)
 		a.Error, a.Trace, a.Result, a.Payload = text(a.Error), text(a.Trace), redact.JSON(a.Result), redact.JSON(a.Payload)
 		return a, err
 	})
@@ -248,4 +269,30 @@ func RunAttempts(ctx context.Context, db DB, id int64) ([]AttemptDetail, error) 
 		return nil, fmt.Errorf("read run %d: %w", id, err)
 	}
 	return out, nil
+}
+
+// QueueState is what River's queue still holds of a run (river_job): gone
+// once River has cleaned the finished job away.
+type QueueState struct {
+	State       string
+	Attempt     int32
+	MaxAttempts int32
+	// ScheduledAt is when River runs it next: a retry's time when State is
+	// retryable.
+	ScheduledAt time.Time
+}
+
+// RunQueueState reads run id's river_job row; nil when River no longer
+// holds it.
+func RunQueueState(ctx context.Context, db DB, id int64) (*QueueState, error) {
+	var q QueueState
+	err := db.QueryRow(ctx, `SELECT state::text, attempt, max_attempts, scheduled_at FROM river_job WHERE id = $1`, id).
+		Scan(&q.State, &q.Attempt, &q.MaxAttempts, &q.ScheduledAt)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read run %d in the queue: %w", id, err)
+	}
+	return &q, nil
 }

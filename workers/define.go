@@ -23,9 +23,13 @@ type Definition[P any] struct {
 
 	// Resolve returns the parameters one attempt runs with, when they are
 	// not only the queued ones (secrets kept out of the queue and read from
-	// the schedule, values read from settings). Its error fails the attempt
-	// as is (wrap it in Permanent when no retry helps). Defaults to Parse
-	// of the queued parameters.
+	// the schedule, values read from settings), and checks what the run
+	// needs beyond them (an integration that exists and is enabled). Its
+	// error fails the attempt as is: wrap it in Permanent when an admin must
+	// fix something and no retry helps. `jobs validate` calls it too (Ready),
+	// so a schedule it passes does not fail here for the same reason; it
+	// must therefore change nothing. Defaults to Parse of the queued
+	// parameters.
 	Resolve func(ctx context.Context, args Args) (P, error)
 
 	// Run does one attempt. Its result, when not nil, is the run's
@@ -90,6 +94,13 @@ func (c defined[P]) Name() string { return c.d.Name }
 // ValidateParameters implements Class.
 func (c defined[P]) ValidateParameters(raw json.RawMessage) error {
 	_, err := c.d.Parse(raw)
+	return err
+}
+
+// Ready implements ReadyChecker: it resolves the parameters as an attempt
+// would, and drops them.
+func (c defined[P]) Ready(ctx context.Context, args Args) error {
+	_, err := c.d.Resolve(ctx, args)
 	return err
 }
 

@@ -7,6 +7,7 @@
 package workers
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -39,6 +40,18 @@ type Class interface {
 	// ValidateParameters checks a schedule's parameters before anything is
 	// enqueued; its error is shown to admins as is.
 	ValidateParameters(params json.RawMessage) error
+}
+
+// ReadyChecker is implemented by classes that can tell, without running,
+// whether a run with given args could start now: its parameters resolved
+// (settings read and decrypted) and what it needs present (integrations).
+// Every class made by Define implements it with its Resolve, the step each
+// attempt starts with.
+type ReadyChecker interface {
+	// Ready returns nil when a run with args could start now, a Permanent
+	// error saying what an admin must fix, or another error when it could
+	// not tell (the database unreachable).
+	Ready(ctx context.Context, args Args) error
 }
 
 // Registry is the set of job classes of one daemon, with aliases (such as
@@ -110,6 +123,20 @@ func (r *Registry) Redact(name string, params json.RawMessage) json.RawMessage {
 		}
 	}
 	return params
+}
+
+// Ready checks that a run of class with args could start now (see
+// ReadyChecker). An unknown class, or one that cannot tell, is nil here: the
+// scheduler's own checks report the first.
+func (r *Registry) Ready(ctx context.Context, class string, args Args) error {
+	c, ok := r.Lookup(class)
+	if !ok {
+		return nil
+	}
+	if rc, ok := c.(ReadyChecker); ok {
+		return rc.Ready(ctx, args)
+	}
+	return nil
 }
 
 // Names lists the registered class names, sorted.

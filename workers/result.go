@@ -31,6 +31,19 @@ func SetResult(ctx context.Context, v any) {
 // class): the run is cancelled at once and the message shown as is.
 func Permanent(err error) error { return river.JobCancel(err) }
 
+// PermanentReason returns the message of a Permanent error (what an admin
+// must fix) and true, or "" and false for any other error.
+func PermanentReason(err error) (string, bool) {
+	var cancel *river.JobCancelError
+	if !errors.As(err, &cancel) {
+		return "", false
+	}
+	if inner := errors.Unwrap(cancel); inner != nil {
+		return inner.Error(), true
+	}
+	return cancel.Error(), true
+}
+
 // DecodeParameters decodes a run's parameters into dst, rejecting unknown
 // fields, with an error that names the class.
 func DecodeParameters(class string, params json.RawMessage, dst any) error {

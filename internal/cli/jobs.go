@@ -62,8 +62,16 @@ func (c *jobsCommand) command() *cobra.Command {
 	validate := &cobra.Command{
 		Use:   "validate",
 		Short: "Check every schedule as the daemon would; exit 1 if any cannot run",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return c.Validate(cmd.Context()) },
+		Long: `Validate checks every row of scheduled_jobs as the daemon would, and what
+its runs will need: the cron expression or interval, the class (unknown, or
+switched off such as sql without ATIS_ENABLE_SQL_JOBS=true), the parameters,
+each from_config key (present in system_configs and readable with
+ATIS_APP_KEY), and the integration of an integration_sync (present and
+enabled). It prints each problem on a line, "error: scheduled job ID (NAME):
+why" or "warning: …" (both cron and interval set, paused, a pause switch in
+platform.feature_flags), and exits 1 if any row cannot run.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return c.Validate(cmd.Context()) },
 	}
 	for _, sub := range []*cobra.Command{list, validate} {
 		sub.Flags().BoolVar(&c.json, "json", false, "print JSON instead of a table")
@@ -152,7 +160,10 @@ func (c *jobsCommand) Validate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		problems, err = admin.Validate(ctx, pool, registry)
+		if problems, err = admin.Validate(ctx, pool, registry); err != nil {
+			return err
+		}
+		problems, err = checkRuns(ctx, pool, registry, problems)
 		return err
 	})
 	if err != nil {

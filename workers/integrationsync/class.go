@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/atis-edu/atis-scheduler/integrations"
 	"github.com/atis-edu/atis-scheduler/integrations/provider"
 	"github.com/atis-edu/atis-scheduler/workers"
@@ -24,8 +26,11 @@ const Name = integrations.SyncClassName
 // supports it).
 func New(engine *integrations.Engine) workers.Class {
 	return workers.Define(workers.Definition[integrations.SyncParams]{
-		Name:    Name,
-		Parse:   Parse,
+		Name:  Name,
+		Parse: Parse,
+		Resolve: func(ctx context.Context, args workers.Args) (integrations.SyncParams, error) {
+			return resolve(ctx, engine, args)
+		},
 		Timeout: func(integrations.SyncParams) time.Duration { return 2 * time.Hour },
 		Run: func(ctx context.Context, job workers.Job[integrations.SyncParams]) (any, error) {
 			res, err := engine.Sync(ctx, job.Params, job.Args.ExecutedBy)
@@ -35,6 +40,34 @@ func New(engine *integrations.Engine) workers.Class {
 			return res, err
 		},
 	})
+}
+
+// resolve reads a run's parameters and checks that its integration exists
+// and is enabled: what `jobs validate` checks, and every attempt before it
+// syncs.
+func resolve(ctx context.Context, engine *integrations.Engine, args workers.Args) (integrations.SyncParams, error) {
+	p, err := Parse(args.Parameters)
+	if err != nil {
+		return p, workers.Permanent(err)
+	}
+	if engine == nil || engine.Pool == nil {
+		return p, nil
+	}
+	var (
+		name    string
+		enabled bool
+	)
+	err = engine.Pool.QueryRow(ctx, `SELECT name, coalesce(is_enabled, false) FROM integrations WHERE id = $1`, p.IntegrationID).Scan(&name, &enabled)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return p, workers.Permanent(fmt.Errorf("integration_sync: integration %d does not exist (integrations.id)", p.IntegrationID))
+	case err != nil:
+		return p, fmt.Errorf("integration_sync: read integration %d: %w", p.IntegrationID, err)
+	case !enabled:
+		return p, workers.Permanent(fmt.Errorf("integration_sync: integration %d (%s) is disabled: set integrations.is_enabled, or pause this schedule",
+			p.IntegrationID, name))
+	}
+	return p, nil
 }
 
 // Parse reads and checks an integration_sync run's parameters.

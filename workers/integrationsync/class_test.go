@@ -3,6 +3,7 @@ package integrationsync_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -12,6 +13,7 @@ import (
 	"github.com/atis-edu/atis-scheduler/integrations/provider"
 	"github.com/atis-edu/atis-scheduler/internal/testkit/dbtest"
 	"github.com/atis-edu/atis-scheduler/internal/testkit/schedtest"
+	"github.com/atis-edu/atis-scheduler/workers"
 	"github.com/atis-edu/atis-scheduler/workers/integrationsync"
 )
 
@@ -48,4 +50,39 @@ func TestParse(t *testing.T) {
 	class := integrationsync.New(nil)
 	require.NoError(t, class.ValidateParameters(json.RawMessage(`{"integration_id": 3, "sync_type": "full"}`)))
 	require.EqualError(t, class.ValidateParameters(json.RawMessage(`{}`)), `integration_sync parameters: "integration_id" is required`)
+}
+
+// TestAMissingOrDisabledIntegrationIsCancelled: a run checks its
+// integration with the same Resolve that `jobs validate` calls (Ready), so
+// a run cancelled for it is one validate reported, with the same words.
+func TestAMissingOrDisabledIntegrationIsCancelled(t *testing.T) {
+	t.Parallel()
+
+	ctx := context.Background()
+	pool := dbtest.NewPool(t)
+	engine := &integrations.Engine{Pool: pool, Providers: provider.Providers{"http_json": httpjson.Provider{}}}
+	class := integrationsync.New(engine)
+	var id int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO integrations (name, integration_type, provider, config, credentials, is_enabled)
+		VALUES ('Old LMS', 'lms', 'http_json', '{}', '{}', false) RETURNING id`).Scan(&id))
+	wantDisabled := fmt.Sprintf("integration_sync: integration %d (Old LMS) is disabled: set integrations.is_enabled, or pause this schedule", id)
+
+	ready := func(integrationID int64) error {
+		return class.(workers.ReadyChecker).Ready(ctx, workers.Args{Parameters: json.RawMessage(fmt.Sprintf(`{"integration_id": %d}`, integrationID))})
+	}
+	reason, permanent := workers.PermanentReason(ready(id))
+	require.True(t, permanent)
+	require.Equal(t, wantDisabled, reason)
+	reason, permanent = workers.PermanentReason(ready(id + 1000))
+	require.True(t, permanent)
+	require.Equal(t, fmt.Sprintf("integration_sync: integration %d does not exist (integrations.id)", id+1000), reason)
+
+	h := schedtest.Start(t, pool, class)
+	out := h.Run(t, "integration_sync", map[string]any{"integration_id": id})
+	require.Equal(t, "cancelled", out.Status)
+	require.Equal(t, wantDisabled, out.Error)
+
+	_, err := pool.Exec(ctx, `UPDATE integrations SET is_enabled = true WHERE id = $1`, id)
+	require.NoError(t, err)
+	require.NoError(t, ready(id))
 }

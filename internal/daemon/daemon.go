@@ -96,10 +96,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.build(); err != nil {
 		return err
 	}
-	var err error
+	// The dashboard shows times in the web app's zone, the one its people
+	// read clocks in (validated with the rest of the configuration).
+	loc, err := d.cfg.DBLocation()
+	if err != nil {
+		return err
+	}
 	ui := dashboard.New(dashboard.Config{Pool: d.pool, Registry: d.registry, Runner: d.scheduler,
 		Token: string(d.cfg.UIToken), Addr: d.cfg.HTTPAddr, Logger: d.logger.With(slog.String("component", "dashboard")),
-		HTTPS: d.cfg.HTTPS, TrustedProxies: d.cfg.Proxies()})
+		HTTPS: d.cfg.HTTPS, TrustedProxies: d.cfg.Proxies(), Location: loc})
 	d.http, err = httpserver.Listen(d.cfg.HTTPAddr, d.Ready, d.metrics.Handler(), d.logger, httpserver.WithUI(ui))
 	if err != nil {
 		return err

@@ -21,7 +21,9 @@ import (
 const artifacts = "testdata/artifacts"
 
 // EnvScreenshot names a file the browser test also writes the overview's
-// screenshot to (`make screenshot` points it at docs/dashboard.png).
+// screenshot to (`make screenshot` points it at docs/dashboard.png); the
+// phone-width ones go beside it (docs/dashboard-phone.png,
+// docs/dashboard-runs-phone.png).
 const EnvScreenshot = "ATIS_DASHBOARD_SCREENSHOT"
 
 // chromium returns the path of Debian's chromium, installing it with
@@ -111,8 +113,9 @@ func (c *consoleErrors) take() []string {
 }
 
 // TestBrowser drives the dashboard in headless chromium: every page loads
-// without a console error, and signing in, pause, resume and run now work by
-// clicking, with their effect in the database.
+// without a console error, signing in, pause, resume and run now work by
+// clicking, with their effect in the database, and every page fits a
+// phone's width (420 and 360 px) without scrolling sideways.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 
@@ -205,6 +208,9 @@ func TestBrowser(t *testing.T) {
 		_, err := b.pool.Exec(context.Background(), `UPDATE scheduled_jobs SET last_run_message = 'http_request: GET https://lms.example.az/health answered 503'
 			WHERE id = $1`, b.ids.failing)
 		require.NoError(t, err)
+		_, err = b.pool.Exec(context.Background(), `UPDATE integration_sync_logs SET error_message = 'page 3: GET https://moodle.example.az/api answered 502'
+			WHERE id = $1`, b.ids.failedSync)
+		require.NoError(t, err)
 	}
 	run(chromedp.Navigate(b.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("svg.chart")))
 	png := shot("overview.png")
@@ -213,9 +219,62 @@ func TestBrowser(t *testing.T) {
 		require.NoError(t, os.WriteFile(out, png, 0o644))
 		t.Logf("wrote %s", out)
 	}
-	require.NoError(t, chromedp.Cancel(ctx))
 	require.False(t, strings.Contains(string(png[:8]), "JFIF"), "a PNG, not a JPEG")
+
+	// Phones: every page, signed in (the action buttons are the widest
+	// cells), fits the screen's width at 420 and 360 px: nothing makes the
+	// page scroll sideways (a table may scroll inside its card).
+	for _, width := range []int64{420, 360} {
+		run(chromedp.EmulateViewport(width, 900, chromedp.EmulateMobile))
+		for i, p := range append(b.pages(), fmt.Sprintf("/schedules/%d", b.ids.smoke)) {
+			run(chromedp.Navigate(b.srv.URL+p), chromedp.WaitVisible(chromedp.CSS("main")))
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			fit, err := chromedp.Run(sctx, chromedp.Evaluate[overflow](fmt.Sprintf(overflowJS, width)))
+			cancel()
+			require.NoError(t, err)
+			// A phone widens its layout viewport (innerWidth) to fit a page
+			// wider than the screen: both must stay at the screen's width.
+			require.LessOrEqual(t, fit.ScrollWidth, int(width), "%s overflows at %d px: %v", p, width, fit.Wide)
+			require.LessOrEqual(t, fit.InnerWidth, int(width), "%s overflows at %d px: %v", p, width, fit.Wide)
+			shot(fmt.Sprintf("phone%d-%02d%s.png", width, i, strings.NewReplacer("/", "-", "?", "-", "=", "-", "&", "-").Replace(p)))
+		}
+		require.Empty(t, errs.take(), "console errors at %d px", width)
+	}
+	run(chromedp.EmulateViewport(420, 900, chromedp.EmulateMobile), chromedp.Navigate(b.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("svg.chart")))
+	phone := shot("overview-phone.png")
+	// The runs form (its zone, the dispatch filter) and a row as a phone
+	// shows it; the whole list would make a picture metres long.
+	run(chromedp.Navigate(b.srv.URL+"/runs?class=integration_sync&quiet=1"), chromedp.WaitVisible(chromedp.CSS("main")))
+	phoneRuns := shot("runs-phone.png")
+	if out != "" {
+		base := strings.TrimSuffix(out, filepath.Ext(out))
+		require.NoError(t, os.WriteFile(base+"-phone.png", phone, 0o644))
+		require.NoError(t, os.WriteFile(base+"-runs-phone.png", phoneRuns, 0o644))
+		t.Logf("wrote %s-phone.png and %s-runs-phone.png", base, base)
+	}
+	require.NoError(t, chromedp.Cancel(ctx))
 }
+
+// overflow is what overflowJS measures: the page's width against the
+// screen's, and the elements that stick out (to say what to fix).
+type overflow struct {
+	ScrollWidth int      `json:"scrollWidth"`
+	InnerWidth  int      `json:"innerWidth"`
+	Wide        []string `json:"wide"`
+}
+
+// overflowJS, given a screen's width in px, measures a page. It runs through the
+// DevTools protocol (the pages themselves have no script, and their CSP
+// allows none).
+const overflowJS = `(() => {
+	const w = %d, wide = [];
+	for (const el of document.querySelectorAll('body *')) {
+		const r = el.getBoundingClientRect();
+		if (r.right > w + 0.5 && wide.length < 8) wide.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+			(el.className && typeof el.className === 'string' ? '.' + el.className.split(' ').join('.') : '') + ' ' + Math.round(r.right));
+	}
+	return {scrollWidth: document.documentElement.scrollWidth, innerWidth: w, wide};
+})()`
 
 // waitActive polls until the schedule's is_active is want.
 func waitActive(t *testing.T, b *testBundle, id int64, want bool) {

@@ -28,7 +28,7 @@ type chart struct {
 func (c chart) AxisY() int { return chartTop + chartHeight + 13 }
 
 type bar struct {
-	Label string // the hour, UTC
+	Label string // the hour, in the dashboard's zone
 	X     int
 	Segs  []seg
 	Total int64
@@ -43,7 +43,7 @@ type seg struct {
 // chartOrder is the stacking order, bottom up.
 var chartOrder = []string{"completed", "failed", "cancelled", "other"}
 
-func newChart(from time.Time, counts map[int64]map[string]int64) chart {
+func newChart(from time.Time, loc *time.Location, counts map[int64]map[string]int64) chart {
 	c := chart{Width: chartBars * (chartBarW + chartGap), Height: chartHeight + chartTop + 16, Totals: map[string]int64{}}
 	perHour := make([]map[string]int64, chartBars)
 	for i := range chartBars {
@@ -64,7 +64,7 @@ func newChart(from time.Time, counts map[int64]map[string]int64) chart {
 		c.Max = max(c.Max, total)
 	}
 	for i, h := range perHour {
-		b := bar{Label: strconv.Itoa(from.Add(time.Duration(i) * time.Hour).Hour()), X: i * (chartBarW + chartGap)}
+		b := bar{Label: strconv.Itoa(from.Add(time.Duration(i) * time.Hour).In(loc).Hour()), X: i * (chartBarW + chartGap)}
 		y := chartTop + chartHeight
 		for _, status := range chartOrder {
 			n := h[status]

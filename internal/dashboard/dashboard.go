@@ -79,6 +79,11 @@ type Config struct {
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 
+	// Location is the zone pages show times in, and read the runs page's
+	// date filters in: the web app's (ATIS_DB_TIMEZONE), the zone its
+	// people think in. Defaults to UTC.
+	Location *time.Location
+
 	// SessionTTL is how long a session lasts. Defaults to 12 hours.
 	SessionTTL time.Duration
 
@@ -101,6 +106,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Location == nil {
+		c.Location = time.UTC
 	}
 	c.SessionTTL = cmp.Or(c.SessionTTL, DefaultSessionTTL)
 	return c
@@ -139,7 +147,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Token != "" {
 		d.key = deriveKey(cfg.Token)
 	}
-	d.pages = parsePages()
+	d.pages = parsePages(funcs(cfg.Location))
 	d.routes()
 	return d
 }
@@ -173,6 +181,8 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("GET /runs", d.runs)
 	m.HandleFunc("GET /runs/{id}", d.runDetail)
 	m.HandleFunc("GET /integrations", d.integrations)
+	m.HandleFunc("GET /integrations/syncs/{id}", d.syncDetail)
+	m.HandleFunc("GET /deliveries", d.deliveries)
 	m.HandleFunc("GET /licenses", d.licenses)
 	m.HandleFunc("GET /retention", d.retention)
 	m.HandleFunc("GET /login", d.loginForm)

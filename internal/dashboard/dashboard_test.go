@@ -51,6 +51,9 @@ type testBundle struct {
 type seeded struct {
 	hostile, smoke, failing, invalid, paused int64
 	run                                      int64
+	integration, webhook                     int64 // Moodle students (failing), Ops webhook (deliveries)
+	failedSync                               int64 // Moodle's failed sync log
+	syncRun                                  int64 // the integration_sync run that wrote it, from no schedule
 }
 
 // classes are the job classes of every dashboard test: http_request,
@@ -75,10 +78,18 @@ func serve(tb testing.TB, cfg dashboard.Config) *httptest.Server {
 // token as ATIS_UI_TOKEN and addr as the listener's configured address.
 func setup(t *testing.T, token, addr string) *testBundle {
 	t.Helper()
+	return setupConfig(t, dashboard.Config{Token: token, Addr: addr})
+}
+
+// setupConfig is setup with more of the dashboard's configuration (its
+// pool, runner and logger are the test's).
+func setupConfig(t *testing.T, cfg dashboard.Config) *testBundle {
+	t.Helper()
 	pool := dbtest.NewPool(t)
 	h := schedtest.Start(t, pool, classes...)
-	srv := serve(t, dashboard.Config{Pool: pool, Runner: h.Scheduler, Token: token, Addr: addr,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	cfg.Pool, cfg.Runner = pool, h.Scheduler
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv := serve(t, cfg)
 	return &testBundle{pool: pool, harness: h, srv: srv, ids: seed(t, pool, h)}
 }
 
@@ -134,14 +145,40 @@ func seed(t testing.TB, pool *pgxpool.Pool, h *schedtest.Harness) seeded {
 		VALUES ('app1_4242_00aa11bb22cc', 'app1', 4242, 'v1.4.0', now() AT TIME ZONE 'UTC' - interval '26 hours', now() AT TIME ZONE 'UTC' - interval '4 seconds'),
 		       ('app2_977_00dd33ee44ff', 'app2', 977, 'v1.4.0', now() AT TIME ZONE 'UTC' - interval '3 hours', now() AT TIME ZONE 'UTC' - interval '9 minutes')`)
 
-	var integ int64
-	row(&integ, `INSERT INTO integrations (name, integration_type, provider, sync_frequency, config, credentials, last_sync_at)
+	row(&s.integration, `INSERT INTO integrations (name, integration_type, provider, sync_frequency, config, credentials, last_sync_at)
 		VALUES ('Moodle students', 'lms', 'http_json', 'hourly', $1, $2, now() - interval '2 hours') RETURNING id`,
 		fmt.Sprintf(`{"base_url": "https://moodle.example.az/api", "headers": {"X-Api-Key": %q}}`, integHdrValue),
 		fmt.Sprintf(`{"type": "bearer", "token": %q}`, integSecret))
 	q(`INSERT INTO integration_sync_logs (integration_id, sync_type, start_time, end_time, status, records_processed, records_created, error_message)
-		VALUES ($1, 'full', now() - interval '2 hours', now() - interval '119 minutes', 'completed', 1200, 1200, NULL),
-		       ($1, 'incremental', now() - interval '1 hour', now() - interval '59 minutes', 'failed', 0, 0, $2)`, integ, hostileError)
+		VALUES ($1, 'full', now() - interval '2 hours', now() - interval '119 minutes', 'completed', 1200, 1200, NULL)`, s.integration)
+	row(&s.failedSync, `INSERT INTO integration_sync_logs (integration_id, sync_type, start_time, end_time, status, records_processed,
+			records_created, error_message, sync_summary)
+		VALUES ($1, 'incremental', now() - interval '1 hour', now() - interval '59 minutes', 'failed', 0, 0, $2, '{"pages": 3, "requests": 4}')
+		RETURNING id`, s.integration, hostileError)
+	// The run integration_dispatch started for it: no schedule, 250 ms.
+	s.syncRun = 900004
+	q(`INSERT INTO job_logs (job_id, river_job_id, job_class, attempt, status, payload, result, error_message, start_time, end_time, duration)
+		VALUES ('900004', 900004, 'integration_sync', 1, 'failed', $1, $2, 'sync failed', now() - interval '61 minutes',
+			now() - interval '61 minutes' + interval '250 milliseconds', 0)`,
+		fmt.Sprintf(`{"parameters": {"integration_id": %d}, "scheduled_for": "0001-01-01T00:00:00Z"}`, s.integration),
+		fmt.Sprintf(`{"sync_log_id": %d}`, s.failedSync))
+	// The every-minute dispatch classes.
+	q(`INSERT INTO job_logs (job_id, river_job_id, job_class, attempt, status, start_time, end_time, duration)
+		SELECT (700000 + g)::text, 700000 + g, CASE WHEN g % 2 = 0 THEN 'integration_dispatch' ELSE 'notification_dispatch' END, 1, 'completed',
+			now() AT TIME ZONE 'UTC' - g * interval '1 minute', now() AT TIME ZONE 'UTC' - g * interval '1 minute' + interval '40 milliseconds', 0
+		FROM generate_series(1, 4) g`)
+	// A webhook whose deliveries fail: one given up, one retrying, one delivered.
+	row(&s.webhook, `INSERT INTO integrations (name, integration_type, provider, config) VALUES ('Ops webhook', 'notification', 'webhook', '{}')
+		RETURNING id`)
+	q(`INSERT INTO system_notifications (type, title, message) VALUES ('alert', 'Exam results published', 'x'), ('maintenance', 'Downtime tonight', 'y'),
+		('announcement', 'Welcome', 'z')`)
+	q(`INSERT INTO notification_deliveries (notification_id, integration_id, status, attempts, last_error, next_attempt_at, delivered_at, created_at, updated_at)
+		SELECT n.id, $1, v.status, v.attempts, v.err, now() + interval '4 minutes', v.delivered, now() - interval '3 hours', now() - v.ago
+		FROM system_notifications n JOIN (VALUES
+			('Exam results published', 'failed', 5, 'webhook answered 410 Gone', NULL::timestamp, interval '2 hours'),
+			('Downtime tonight', 'pending', 2, 'webhook answered 503', NULL, interval '10 minutes'),
+			('Welcome', 'delivered', 1, NULL, now() - interval '3 hours', interval '3 hours')) v(title, status, attempts, err, delivered, ago)
+		ON v.title = n.title`, s.webhook)
 	q(`INSERT INTO integrations (name, integration_type, provider, sync_frequency) VALUES ('Calendar', 'calendar', 'http_json', 'daily')`)
 
 	q(`INSERT INTO system_modules (code, name) VALUES ('lms', 'LMS') ON CONFLICT DO NOTHING`)
@@ -216,7 +253,8 @@ func login(t *testing.T, c *http.Client, base, token, name string) (int, string)
 func (b *testBundle) pages() []string {
 	return []string{"/", "/schedules", "/schedules?sort=name", fmt.Sprintf("/schedules/%d", b.ids.hostile),
 		fmt.Sprintf("/schedules/%d", b.ids.failing), fmt.Sprintf("/schedules/%d", b.ids.invalid), "/runs", "/runs?status=failed",
-		fmt.Sprintf("/runs/%d", b.ids.run), "/runs/900001", "/integrations", "/licenses", "/retention", "/login"}
+		fmt.Sprintf("/runs/%d", b.ids.run), "/runs/900001", "/runs?quiet=1", fmt.Sprintf("/runs/%d", b.ids.syncRun), "/integrations",
+		fmt.Sprintf("/integrations/syncs/%d", b.ids.failedSync), "/deliveries", "/licenses", "/retention", "/login"}
 }
 
 func TestPages(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/atis-edu/atis-scheduler/internal/admin"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 )
 
@@ -40,33 +41,34 @@ type nextFire struct {
 }
 
 type longRun struct {
-	RunID      int64
-	ScheduleID *int64
-	Name       *string
-	Class      string
-	Start      time.Time
-	Usual      *int32
+	RunID       int64
+	ScheduleID  *int64
+	Name        *string
+	Class       string
+	Start       time.Time
+	Usual       *int32
+	Integration *string
 }
 
-type failingSchedule struct {
-	ID          int64
-	Name        string
-	Class       string
-	Failures    int32
-	LastMessage *string
-	LastRunAt   *time.Time
-}
+// overviewShown bounds each list of the overview: the full lists are a
+// click away.
+const overviewShown = 20
 
 type overviewPage struct {
 	Instances []instance
 	Queue     []queueState
 	QueueCap  int64
 	Chart     chart
-	Failing   []failingSchedule
-	Long      []longRun
-	Next      []nextFire
-	Switches  []string
-	Classes   []string
+	CannotRun []admin.Schedule
+	// CannotRunMore: more schedules cannot run than are shown.
+	CannotRunMore bool
+	Failing       []admin.FailingSchedule
+	Integrations  []admin.FailingIntegration
+	Deliveries    []admin.FailingDeliveries
+	Long          []longRun
+	Next          []nextFire
+	Switches      []string
+	Classes       []string
 }
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +80,16 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 		func() (err error) { p.Instances, err = d.instances(ctx); return },
 		func() (err error) { p.Queue, err = d.queueDepth(ctx); return },
 		func() (err error) { p.Chart, err = d.lastDay(ctx, now); return },
-		func() (err error) { p.Failing, err = d.failing(ctx); return },
+		func() (err error) { p.CannotRun, err = d.cannotRun(ctx); return },
+		func() (err error) { p.Failing, err = admin.FailingSchedules(ctx, d.cfg.Pool, 50); return },
+		func() (err error) {
+			p.Integrations, err = admin.FailingIntegrations(ctx, d.cfg.Pool, overviewShown)
+			return
+		},
+		func() (err error) {
+			p.Deliveries, err = admin.FailingDeliveriesByIntegration(ctx, d.cfg.Pool, now, overviewShown)
+			return
+		},
 		func() (err error) { p.Long, err = d.longRuns(ctx, now); return },
 		func() (err error) { p.Next, err = d.nextFires(ctx, 20); return },
 		func() (err error) { p.Switches, err = d.switches(ctx); return },
@@ -86,6 +97,9 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		d.fail(w, r, err)
 		return
+	}
+	if len(p.CannotRun) > overviewShown {
+		p.CannotRun, p.CannotRunMore = p.CannotRun[:overviewShown], true
 	}
 	d.render(w, r, "overview", "Overview", p)
 }
@@ -140,22 +154,25 @@ func (d *Dashboard) lastDay(ctx context.Context, now time.Time) (chart, error) {
 	if err != nil {
 		return chart{}, fmt.Errorf("count last day's runs: %w", err)
 	}
-	return newChart(from, counts), nil
+	return newChart(from, d.cfg.Location, counts), nil
 }
 
-func (d *Dashboard) failing(ctx context.Context) ([]failingSchedule, error) {
-	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[failingSchedule], "read failing schedules",
-		`SELECT id, name, job_class, consecutive_failures, last_run_message, last_run_at
-		FROM scheduled_jobs WHERE consecutive_failures > 0
-		ORDER BY consecutive_failures DESC, last_run_at DESC NULLS LAST, id LIMIT 50`)
+// cannotRun lists the schedules that cannot run, whatever the reason
+// (schedule_error: an invalid row, a cron expression that never fires, a
+// row set aside after an internal error), by name.
+func (d *Dashboard) cannotRun(ctx context.Context) ([]admin.Schedule, error) {
+	invalid := true
+	return admin.Schedules(ctx, d.cfg.Pool, admin.ScheduleQuery{Invalid: &invalid, Sort: "name", Limit: overviewShown + 1})
 }
 
 // longRuns lists attempts running for longer than twice their schedule's
 // previous run (and at least a minute).
 func (d *Dashboard) longRuns(ctx context.Context, now time.Time) ([]longRun, error) {
 	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[longRun], "read long runs",
-		`SELECT l.river_job_id, l.scheduled_job_id, s.name, l.job_class, l.start_time, s.last_run_duration
+		`SELECT l.river_job_id, l.scheduled_job_id, s.name, l.job_class, l.start_time, s.last_run_duration, i.name
 		FROM job_logs l LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
+		LEFT JOIN integrations i ON i.id = CASE WHEN l.payload->'parameters'->>'integration_id' ~ '^[0-9]{1,18}$'
+			THEN (l.payload->'parameters'->>'integration_id')::bigint END
 		WHERE l.status = 'processing' AND l.start_time IS NOT NULL
 		  AND l.river_job_id IS NOT NULL
 		  AND l.start_time < $1::timestamp - make_interval(secs => greatest(60, 2.0 * coalesce(s.last_run_duration, 0)))

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -67,4 +68,28 @@ func TestScrub(t *testing.T) {
 	msg := "GET https://svc:pa55@lms.example.az/x failed; see http://host/y and mail a@b"
 	require.Equal(t, "GET https://[redacted]@lms.example.az/x failed; see http://host/y and mail a@b", scrub(&msg))
 	require.Equal(t, "—", scrub((*string)(nil)))
+}
+
+// TestDurations: a duration under a second is shown in milliseconds (it
+// was "0s"), and a whole-seconds column that holds 0 says "<1s".
+func TestDurations(t *testing.T) {
+	t.Parallel()
+
+	for in, want := range map[int64]string{0: "0 ms", 7: "7 ms", 999: "999 ms", 1000: "1.0s", 4250: "4.2s", 61000: "1m 01s", 3_600_000: "1h 00m"} {
+		require.Equal(t, want, milliseconds(&in), in)
+	}
+	require.Equal(t, "—", milliseconds(nil))
+	require.Equal(t, "<1s", duration(int32(0)))
+	require.Equal(t, "12s", duration(int32(12)))
+}
+
+func TestZoneLabel(t *testing.T) {
+	t.Parallel()
+
+	baku, err := time.LoadLocation("Asia/Baku")
+	require.NoError(t, err)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	require.Equal(t, "UTC", zoneLabel(time.UTC, now))
+	require.Equal(t, "Asia/Baku (+04)", zoneLabel(baku, now))
+	require.Equal(t, "2026-11-23 16:00:00 +04", formatTime(now, baku))
 }

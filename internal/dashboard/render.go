@@ -17,9 +17,10 @@ import (
 )
 
 // pageNames are the templates under templates/, each with layout.html.
-var pageNames = []string{"overview", "schedules", "schedule", "runs", "run", "integrations", "licenses", "retention", "login", "error"}
+var pageNames = []string{"overview", "schedules", "schedule", "runs", "run", "integrations", "sync", "deliveries",
+	"licenses", "retention", "login", "error"}
 
-func parsePages() map[string]*template.Template {
+func parsePages(funcs template.FuncMap) map[string]*template.Template {
 	pages := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
 		pages[name] = template.Must(template.New("layout.html").Funcs(funcs).
@@ -38,7 +39,10 @@ type view struct {
 	TokenSet bool
 	Flash    string
 	Now      time.Time
-	Data     any
+	// Zone names the zone times are shown in: "UTC", or ATIS_DB_TIMEZONE's
+	// name and offset ("Asia/Baku, +04").
+	Zone string
+	Data any
 }
 
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, page, title string, data any) {
@@ -51,7 +55,7 @@ func (d *Dashboard) renderStatus(w http.ResponseWriter, r *http.Request, status 
 	s := sessionOf(r)
 	section, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	v := view{Title: title, Path: localPath(r.URL.RequestURI()), Section: section, Session: s, CSRF: d.csrf(s), TokenSet: d.key != nil,
-		Flash: d.takeFlash(w, r), Now: d.cfg.Now().UTC(), Data: data}
+		Flash: d.takeFlash(w, r), Now: d.cfg.Now().UTC(), Zone: zoneLabel(d.cfg.Location, d.cfg.Now()), Data: data}
 	var buf bytes.Buffer
 	if err := d.pages[page].Execute(&buf, v); err != nil {
 		d.cfg.Logger.ErrorContext(r.Context(), "dashboard: render page", slog.String("page", page), slog.String("error", err.Error()))
@@ -122,34 +126,50 @@ func checkQuery(q url.Values) string {
 	return ""
 }
 
-var funcs = template.FuncMap{
-	"ts":    formatTime,
-	"tsz":   formatLocal,
-	"ago":   ago,
-	"dur":   duration,
-	"deref": deref,
-	"scrub": scrub,
-	"alive": func(t time.Time, now time.Time) bool { return now.Sub(t) < aliveAfter },
-	"since": func(t time.Time, now time.Time) string { return duration(int32(now.Sub(t).Seconds())) },
-	"pair":  func(v, x any) pair { return pair{V: v, X: x} },
+// funcs are the templates' functions; times are shown in loc.
+func funcs(loc *time.Location) template.FuncMap {
+	return template.FuncMap{
+		"ts":     func(v any) string { return formatTime(v, loc) },
+		"tsz":    formatLocal,
+		"ago":    ago,
+		"dur":    duration,
+		"ms":     milliseconds,
+		"deref":  deref,
+		"scrub":  scrub,
+		"alive":  func(t time.Time, now time.Time) bool { return now.Sub(t) < aliveAfter },
+		"since":  func(t time.Time, now time.Time) string { return duration(int32(now.Sub(t).Seconds())) },
+		"pair":   func(v, x any) pair { return pair{V: v, X: x} },
+		"inZone": func(t time.Time) time.Time { return t.In(loc) },
+	}
 }
 
 // pair hands a partial template two values: V (usually the view) and X.
 type pair struct{ V, X any }
 
-// formatTime shows an instant in UTC.
-func formatTime(v any) string {
+// zoneLabel names loc for the pages: "UTC", or "Asia/Baku (+04)" with the
+// offset in effect at now.
+func zoneLabel(loc *time.Location, now time.Time) string {
+	abbr, _ := now.In(loc).Zone()
+	if name := loc.String(); name != abbr {
+		return name + " (" + abbr + ")"
+	}
+	return abbr
+}
+
+// formatTime shows an instant in loc, with its zone's abbreviation or
+// offset: "2026-11-23 15:04:05 UTC", "2026-11-23 19:04:05 +04".
+func formatTime(v any, loc *time.Location) string {
 	switch t := v.(type) {
 	case time.Time:
 		if t.IsZero() {
 			return "—"
 		}
-		return t.UTC().Format("2006-01-02 15:04:05") + " UTC"
+		return t.In(loc).Format("2006-01-02 15:04:05 MST")
 	case *time.Time:
 		if t == nil {
 			return "—"
 		}
-		return formatTime(*t)
+		return formatTime(*t, loc)
 	}
 	return fmt.Sprint(v)
 }
@@ -178,7 +198,8 @@ func ago(t any, now time.Time) string {
 	return duration(int32(d.Seconds())) + " ago"
 }
 
-// duration shows seconds as "1h 02m", "3m 05s" or "12s".
+// duration shows whole seconds as "1h 02m", "3m 05s" or "12s"; 0 as "<1s"
+// (the column holds whole seconds: a run of 300 ms is 0).
 func duration(v any) string {
 	var s int64
 	switch x := v.(type) {
@@ -191,6 +212,8 @@ func duration(v any) string {
 		s = int64(*x)
 	case int:
 		s = int64(x)
+	case int64:
+		s = x
 	default:
 		return fmt.Sprint(v)
 	}
@@ -201,8 +224,24 @@ func duration(v any) string {
 		return fmt.Sprintf("%dh %02dm", s/3600, s%3600/60)
 	case s >= 60:
 		return fmt.Sprintf("%dm %02ds", s/60, s%60)
+	case s <= 0:
+		return "<1s"
 	}
 	return fmt.Sprintf("%ds", s)
+}
+
+// milliseconds shows a duration in milliseconds as "850 ms", "4.2s", or as
+// duration does from a minute on; nil (still running) as a dash.
+func milliseconds(v *int64) string {
+	switch {
+	case v == nil:
+		return "—"
+	case *v < 1000:
+		return fmt.Sprintf("%d ms", max(*v, 0))
+	case *v < 60000:
+		return fmt.Sprintf("%.1fs", float64(*v)/1000)
+	}
+	return duration(*v / 1000)
 }
 
 // scrub shows a message (an error, a trace) with any URL's credentials

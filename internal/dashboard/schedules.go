@@ -101,21 +101,25 @@ func (d *Dashboard) scheduleList(ctx context.Context, invalid bool, limit int, p
 }
 
 type scheduleDetailPage struct {
-	S             admin.Schedule
-	Misfire       string
-	Overlap       string
-	MaxAttempts   *int32
-	RetryDelay    *int32
-	Retries       string
-	Parameters    string
-	Fires         []fireTime
+	S           admin.Schedule
+	Misfire     string
+	Overlap     string
+	MaxAttempts *int32
+	RetryDelay  *int32
+	Retries     string
+	Parameters  string
+	Fires       []fireTime
+	// OneZone: the schedule's zone shows every fire time as the
+	// dashboard's zone does, so one column says it all.
+	OneZone       bool
 	FiresErr      string
 	Runs          []admin.AttemptRow
 	PausedByClass bool
 }
 
+// fireTime is a fire time in the schedule's zone and in the dashboard's.
 type fireTime struct {
-	Local, UTC time.Time
+	Local, Shown time.Time
 }
 
 func (d *Dashboard) scheduleDetail(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +135,7 @@ func (d *Dashboard) scheduleDetail(w http.ResponseWriter, r *http.Request) {
 		p := problem{Message: fmt.Sprintf("No schedule has the id %d.", id)}
 		if gone, err := admin.GetDeleted(ctx, d.cfg.Pool, id); err == nil {
 			p = problem{Heading: "Schedule deleted", Message: fmt.Sprintf("Schedule %d (%s) was deleted on %s. Its %d runs of history remain.",
-				id, gone.Name, formatTime(gone.DeletedAt), gone.Runs), Link: fmt.Sprintf("/runs?schedule=%d", id), LinkText: "Its runs"}
+				id, gone.Name, formatTime(gone.DeletedAt, d.cfg.Location), gone.Runs), Link: fmt.Sprintf("/runs?schedule=%d", id), LinkText: "Its runs"}
 		}
 		d.notFound(w, r, p)
 		return
@@ -143,7 +147,8 @@ func (d *Dashboard) scheduleDetail(w http.ResponseWriter, r *http.Request) {
 	p.Retries = detail.Retries()
 	params := detail.Parameters
 	p.Parameters = pretty(redact.JSON(d.cfg.Registry.Redact(p.S.Class, params)))
-	p.Fires, p.FiresErr = nextFireTimes(p.S, d.cfg.Now(), 10)
+	p.Fires, p.FiresErr = nextFireTimes(p.S, d.cfg.Now(), d.cfg.Location, 10)
+	p.OneZone = sameWallClock(p.Fires)
 	if p.Runs, err = admin.Attempts(ctx, d.cfg.Pool, admin.AttemptFilter{ScheduleIDs: []int64{id}}, 20); err != nil {
 		d.fail(w, r, err)
 		return
@@ -152,8 +157,8 @@ func (d *Dashboard) scheduleDetail(w http.ResponseWriter, r *http.Request) {
 }
 
 // nextFireTimes computes a row's next n fire times from its next_run_at (or
-// from now), in its time zone, as the scheduler does.
-func nextFireTimes(s admin.Schedule, now time.Time, n int) ([]fireTime, string) {
+// from now), in its time zone as the scheduler does, and in shown.
+func nextFireTimes(s admin.Schedule, now time.Time, shown *time.Location, n int) ([]fireTime, string) {
 	tz := s.Timezone
 	sch, err := schedule.ParseRow(s.Cron, s.Interval, &tz)
 	if err != nil {
@@ -171,7 +176,18 @@ func nextFireTimes(s admin.Schedule, now time.Time, n int) ([]fireTime, string) 
 	}
 	out := make([]fireTime, len(times))
 	for i, t := range times {
-		out[i] = fireTime{Local: t.In(loc), UTC: t.UTC()}
+		out[i] = fireTime{Local: t.In(loc), Shown: t.In(shown)}
 	}
 	return out, ""
+}
+
+// sameWallClock reports whether every fire time reads the same in both
+// zones (a UTC schedule on a UTC dashboard).
+func sameWallClock(fires []fireTime) bool {
+	for _, f := range fires {
+		if formatLocal(f.Local) != formatLocal(f.Shown) {
+			return false
+		}
+	}
+	return true
 }

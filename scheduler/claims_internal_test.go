@@ -103,3 +103,43 @@ func TestAnAttemptReleasesOnlyItsOwnClaim(t *testing.T) {
 	require.Zero(t, dbtest.Scalar[int](t, pool, "SELECT count(*) FROM scheduler_run_claims"))
 	require.Equal(t, unfinishedRuns{waiting: 1}, unfinished(), "no claim, row queued: waiting")
 }
+
+// TestClaimsReadTheWaitingOnce: claiming 100 schedules while 20,000 runs
+// wait, on statistics taken when none did, handles each waiting run a few
+// times at most, not once per request. The check once ran as a subplan per
+// request that scanned the whole partial index of unfinished rows: 15,000
+// buffers a batch in a burst (issue 18).
+func TestClaimsReadTheWaitingOnce(t *testing.T) {
+	t.Parallel()
+	const waiting, n = 20_000, 100
+	ctx := context.Background()
+	url := dbtest.NewURL(t)
+	pool := dbtest.Pool(t, url)
+	_, err := pool.Exec(ctx, `INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, scheduled_job_id)
+		SELECT 'done-' || g, 1000000 + g, 'noop', 'default', 1, 'completed', 1 FROM generate_series(1, 50) g`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `ANALYZE job_logs`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, scheduled_job_id)
+		SELECT g::text, g, 'noop', 'default', 1, CASE WHEN g % 1000 = 0 THEN 'processing' ELSE 'queued' END, 100001 + g % 500
+		FROM generate_series(1, $1::int) g`, waiting)
+	require.NoError(t, err)
+	reqs := make([]claimRequest, n)
+	for i := range reqs {
+		reqs[i] = claimRequest{scheduledJobID: int64(100001 + i), jobID: int64(1 + i), attempt: 1}
+	}
+	explained := dbtest.NewExplained(t, url)
+	tx, err := explained.Conn.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	explained.Work(t)
+	busy, err := claimSchedules(ctx, tx, reqs)
+	require.NoError(t, err)
+	work := explained.Work(t)
+	require.LessOrEqual(t, work, int64(3*waiting+10*n), "claims of %d schedules handled %d rows with %d runs waiting", n, work, waiting)
+	// Schedule 100001 + k has a processing run (river job 1000·j with 1000·j % 500 = k) only for k = 0:
+	// its request (river job 1) is busy, the others are not.
+	for i, req := range reqs {
+		require.Equal(t, i == 0, busy[req.jobID], "schedule %d", req.scheduledJobID)
+	}
+}

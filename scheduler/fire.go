@@ -52,6 +52,7 @@ func (s *Scheduler) enqueueDue(ctx context.Context, paused []string, backoff []i
 		return 0, 0, false, fmt.Errorf("enqueue due schedules: %w", err)
 	}
 	s.count(func(st *Stats) { st.Enqueued += int64(enqueued) })
+	s.freshen.enqueued(ctx, enqueued)
 	return fired, enqueued, more, nil
 }
 

@@ -131,6 +131,8 @@ type Scheduler struct {
 
 	startstop.BaseStartStop
 
+	freshen *freshener
+
 	mu        sync.Mutex
 	backoff   map[int64]time.Time // rows whose enqueue failed, retried after
 	lastCycle time.Time
@@ -144,10 +146,12 @@ type Stats struct {
 
 // New returns a Scheduler that enqueues into client.
 func New(pool *pgxpool.Pool, client *river.Client[pgx.Tx], registry *workers.Registry, logger *slog.Logger, cfg Config) *Scheduler {
-	return &Scheduler{
+	s := &Scheduler{
 		cfg: cfg.withDefaults(), logger: logger.With(slog.String("component", "scheduler")), pool: pool,
 		registry: registry, river: client, wake: make(chan struct{}, 1), backoff: map[int64]time.Time{},
 	}
+	s.freshen = &freshener{pool: pool, logger: s.logger, now: s.cfg.Now}
+	return s
 }
 
 // Start launches the scheduling loop and the notification listener; they

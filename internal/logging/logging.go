@@ -25,7 +25,7 @@ func New(w io.Writer, format string, level slog.Leveler) *slog.Logger {
 		}
 	}
 	if format == config.LogFormatText {
-		return slog.New(tint.NewHandler(w, &tint.Options{
+		return slog.New(tint.NewTextHandler(w, &tint.Options{
 			Level:      level,
 			NoColor:    !IsTerminal(w),
 			TimeFormat: time.DateTime,

@@ -83,9 +83,9 @@ func burstOurs(b *testing.B, n int) burstFigures {
 	sleepUntil(due.Add(-time.Second))
 	stopProfile := profileDaemon(b, d.pid, "burst")
 	var f burstFigures
-	f.done = waitRuns(b, obs, dueOurs, due, due.Add(time.Second), n, due.Add(60*time.Second))
+	f.done = waitRuns(b, obs, dueOurs, due, due.Add(time.Second), 0, n, due.Add(60*time.Second))
 	stopProfile()
-	f.l = measureLags(b, obs, dueOurs, due, due.Add(time.Second))
+	f.l = measureLags(b, obs, dueOurs, due, due.Add(time.Second), 0)
 	require.True(b, d.alive(), "atis-scheduler exited:\n%s", d.lastLines())
 	d.stop(b)
 	return f
@@ -98,9 +98,9 @@ func burstPeer(b *testing.B, n int) burstFigures {
 	obs := observerPool(b, p.url)
 	sleepUntil(due)
 	var f burstFigures
-	f.done = waitRuns(b, obs, duePeer, due, due.Add(time.Second), n, due.Add(60*time.Second))
-	f.l = measureLags(b, obs, duePeer, due, due.Add(time.Second))
-	requireTickAligned(b, obs)
+	f.done = waitRuns(b, obs, duePeer, due, due.Add(time.Second), 0, n, due.Add(60*time.Second))
+	f.l = measureLags(b, obs, duePeer, due, due.Add(time.Second), 0)
+	requireTickAligned(b, obs, 0)
 	return f
 }
 

@@ -52,7 +52,13 @@ type peer struct {
 // benchmark ends.
 func startPeer(b *testing.B, exprs []string) *peer {
 	b.Helper()
-	url := dbtest.NewURL(b)
+	return startPeerOn(b, dbtest.NewURL(b), exprs)
+}
+
+// startPeerOn starts the peer on the database at url; it is stopped when
+// the benchmark ends, or by stop.
+func startPeerOn(b *testing.B, url string, exprs []string) *peer {
+	b.Helper()
 	pool := defaultPoolOn(b, url)
 	periodic := make([]*river.PeriodicJob, len(exprs))
 	for i, expr := range exprs {
@@ -73,4 +79,12 @@ func startPeer(b *testing.B, exprs []string) *peer {
 		_ = client.Stop(ctx)
 	})
 	return &peer{client: client, url: url}
+}
+
+// stop stops the peer's client, waiting up to a minute for its jobs.
+func (p *peer) stop(b *testing.B) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(b, p.client.Stop(ctx))
 }

@@ -100,8 +100,8 @@ func steadyOurs(b *testing.B, n int, window time.Duration) steadyFigures {
 	require.NoError(b, err)
 	stopProfile()
 	f := steadyFigures{want: dueIn(n, from, to)}
-	f.done = waitRuns(b, obs, dueOurs, from, to, f.want, to.Add(30*time.Second))
-	f.l = measureLags(b, obs, dueOurs, from, to)
+	f.done = waitRuns(b, obs, dueOurs, from, to, 0, f.want, to.Add(30*time.Second))
+	f.l = measureLags(b, obs, dueOurs, from, to, 0)
 	f.cpuPct = float64(ticks1-ticks0) / window.Seconds() // ticks are 1/100 s: this is percent
 	f.rssMB = float64(procstat.StatusKB(d.pid, "VmHWM")) / 1024
 	require.True(b, d.alive(), "atis-scheduler exited:\n%s", d.lastLines())
@@ -117,9 +117,9 @@ func steadyPeer(b *testing.B, n int, window time.Duration) steadyFigures {
 	to := from.Add(window)
 	sleepUntil(to)
 	f := steadyFigures{want: dueIn(n, from, to)}
-	f.done = waitRuns(b, obs, duePeer, from, to, f.want, to.Add(30*time.Second))
-	f.l = measureLags(b, obs, duePeer, from, to)
-	requireTickAligned(b, obs)
+	f.done = waitRuns(b, obs, duePeer, from, to, 0, f.want, to.Add(30*time.Second))
+	f.l = measureLags(b, obs, duePeer, from, to, 0)
+	requireTickAligned(b, obs, 0)
 	return f
 }
 

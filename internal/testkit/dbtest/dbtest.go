@@ -104,14 +104,23 @@ func Server(tb testing.TB) string {
 // its URL. The database is dropped when the test ends.
 func NewURL(tb testing.TB) string {
 	tb.Helper()
-	return newDatabase(tb, template(tb))
+	return newDatabase(tb, template(tb), "")
+}
+
+// NewURLFrom creates a database for this test as a copy of database tmpl
+// on the test server (which no session may be using), dropped when the
+// test ends: for tests and benchmarks that build a large database once and
+// start each run from a copy of it.
+func NewURLFrom(tb testing.TB, tmpl string) string {
+	tb.Helper()
+	return newDatabase(tb, tmpl, "STRATEGY FILE_COPY") // a file copy: no WAL for gigabytes
 }
 
 // NewEmptyURL creates a fresh database with nothing in it (not even the
 // stand-in tables), dropped when the test ends.
 func NewEmptyURL(tb testing.TB) string {
 	tb.Helper()
-	return newDatabase(tb, "template0")
+	return newDatabase(tb, "template0", "")
 }
 
 // NewPool is NewURL plus a pool on it that is closed when the test ends.
@@ -144,14 +153,16 @@ func PoolWith(tb testing.TB, databaseURL string, opts database.Options) *pgxpool
 // Logger returns a logger that discards everything, for components under test.
 func Logger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newDatabase(tb testing.TB, tmpl string) string {
+// newDatabase creates a database from template tmpl with CREATE DATABASE's
+// options (as "STRATEGY FILE_COPY").
+func newDatabase(tb testing.TB, tmpl, options string) string {
 	tb.Helper()
 	admin := Server(tb)
 	name := databaseName(tb.Name())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := adminExec(ctx, admin, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s",
-		pgx.Identifier{name}.Sanitize(), pgx.Identifier{tmpl}.Sanitize())); err != nil {
+	if err := adminExec(ctx, admin, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s %s",
+		pgx.Identifier{name}.Sanitize(), pgx.Identifier{tmpl}.Sanitize(), options)); err != nil {
 		tb.Fatalf("dbtest: create database %s: %v", name, err)
 	}
 	tb.Cleanup(func() {

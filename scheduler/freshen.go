@@ -1,0 +1,121 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// A burst bulk-loads river_job and job_logs. When those tables were nearly
+// empty at their last ANALYZE (River's cleaner and our retention empty them
+// between bursts, and autovacuum leaves the freed pages in place to refill),
+// the planner keeps believing them nearly empty while ten thousand runs
+// arrive, and River's own statements, which we cannot change, then join
+// them row by row: on one such database River's completer spent 200 ms a
+// batch comparing 760,000 row pairs (issue 18). Autovacuum's analyze comes
+// a minute later at best. PostgreSQL's advice after a bulk load is to run
+// ANALYZE; the scheduler knows when it has made one, so it does that: when
+// the runs it enqueued since the last refresh reach half the rows the
+// planner believes river_job holds (and at least freshenAtLeast), it
+// analyzes river_job and job_logs in the background, at most once per
+// freshenEvery. On a database with a day of history the threshold is never
+// reached by one burst and this costs nothing.
+const (
+	freshenAtLeast = 1000
+	freshenEvery   = 10 * time.Second
+	freshenTimeout = 30 * time.Second
+)
+
+// freshenTables are the tables a burst grows, analyzed in this order.
+var freshenTables = []string{"river_job", "job_logs"}
+
+// freshener refreshes the planner's statistics of the tables a burst grows.
+type freshener struct {
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+	now    func() time.Time
+
+	mu      sync.Mutex
+	pending int       // runs enqueued since the last refresh
+	running bool      // a refresh is under way
+	last    time.Time // when the last refresh started
+}
+
+// enqueued tells the freshener that n runs were committed; it starts a
+// refresh in the background when they make the statistics stale.
+func (f *freshener) enqueued(ctx context.Context, n int) {
+	if n <= 0 {
+		return
+	}
+	f.mu.Lock()
+	f.pending += n
+	due := !f.running && f.pending >= freshenAtLeast && f.now().Sub(f.last) >= freshenEvery
+	if due {
+		f.running, f.last = true, f.now() // checked at most once per freshenEvery
+	}
+	pending := f.pending
+	f.mu.Unlock()
+	if !due {
+		return
+	}
+	believed, err := f.believedRows(ctx)
+	if err != nil || float64(pending) < believed/2 {
+		f.mu.Lock()
+		f.running = false
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Lock()
+	f.pending = 0
+	f.mu.Unlock()
+	go f.refresh(context.WithoutCancel(ctx), pending, believed)
+}
+
+// believedRows is how many rows the planner believes river_job holds (0
+// when it was never analyzed).
+func (f *freshener) believedRows(ctx context.Context) (float64, error) {
+	var n float64
+	err := f.pool.QueryRow(ctx, `SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE oid = 'river_job'::regclass`).Scan(&n)
+	return n, err
+}
+
+// refresh analyzes freshenTables, each in a short transaction that gives
+// up rather than wait behind a lock (a VACUUM FULL, say).
+func (f *freshener) refresh(ctx context.Context, enqueued int, believed float64) {
+	ctx, cancel := context.WithTimeout(ctx, freshenTimeout)
+	defer cancel()
+	start := time.Now()
+	err := analyze(ctx, f.pool, freshenTables)
+	f.mu.Lock()
+	f.running = false
+	f.mu.Unlock()
+	attrs := []any{slog.Int("runs_enqueued", enqueued), slog.Float64("rows_believed", believed),
+		slog.Duration("took", time.Since(start))}
+	if err != nil { // autovacuum will do it later; a role that may not ANALYZE gets a warning from the server, not an error
+		f.logger.Warn("statistics not refreshed after a burst", append(attrs, slog.String("error", err.Error()))...)
+		return
+	}
+	f.logger.Debug("statistics refreshed after a burst", attrs...)
+}
+
+// analyze runs ANALYZE on each table with a lock timeout.
+func analyze(ctx context.Context, pool *pgxpool.Pool, tables []string) error {
+	for _, t := range tables {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '2s'`); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `ANALYZE `+pgx.Identifier{t}.Sanitize())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("analyze %s: %w", t, err)
+		}
+	}
+	return nil
+}

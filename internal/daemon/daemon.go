@@ -96,6 +96,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.build(); err != nil {
 		return err
 	}
+	d.metrics.ObserveReadiness(d.Ready)
+	d.metrics.SetFailureAlertThreshold(d.cfg.FailureAlertThreshold)
 	// The dashboard shows times in the web app's zone, the one its people
 	// read clocks in (validated with the rest of the configuration).
 	loc, err := d.cfg.DBLocation()

@@ -67,9 +67,25 @@ func New(pool *pgxpool.Pool, version string) *Metrics {
 		m.syncRecords, m.retentionDeleted, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
-		m.registry.MustRegister(&poolCollector{pool: pool}, &queueCollector{pool: pool})
+		m.registry.MustRegister(&poolCollector{pool: pool}, &queueCollector{pool: pool}, &stateCollector{pool: pool})
 	}
 	return m
+}
+
+// ObserveReadiness exports atis_scheduler_ready, 1 while ready (the check
+// behind /readyz) returns nil. Call it once.
+func (m *Metrics) ObserveReadiness(ready func(context.Context) error) {
+	m.registry.MustRegister(&readinessCollector{ready: ready})
+}
+
+// SetFailureAlertThreshold exports ATIS_FAILURE_ALERT_THRESHOLD, so that an
+// alert rule compares each schedule's failures in a row with the threshold
+// the daemon notifies admins at, not with a copy of it. Call it once.
+func (m *Metrics) SetFailureAlertThreshold(n int) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "failure_alert_threshold",
+		Help: "Failed runs in a row of one schedule before admins are notified (ATIS_FAILURE_ALERT_THRESHOLD)."})
+	g.Set(float64(n))
+	m.registry.MustRegister(g)
 }
 
 // Handler serves the metrics in the Prometheus text format.

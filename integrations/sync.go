@@ -3,8 +3,6 @@ package integrations
 import (
 	"cmp"
 	"context"
-	"crypto/md5" //nolint:gosec // change detection, not security
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +47,10 @@ type Engine struct {
 	// one of the Engine's own.
 	Limits *ratelimit.Limiters
 
+	// ChunkRecords is how many records are written at a time while pages
+	// arrive. Defaults to DefaultChunkRecords (10,000).
+	ChunkRecords int
+
 	limitsOnce sync.Once
 }
 
@@ -86,8 +88,11 @@ type SyncResult struct {
 	Retries   int64  `json:"retries"`
 	Bytes     int64  `json:"bytes"`
 	Millis    int64  `json:"duration_ms"`
-	FetchMs   int64  `json:"fetch_ms"`
-	ApplyMs   int64  `json:"apply_ms"`
+	// FetchMs is the time until the last page had arrived, records being
+	// written meanwhile; ApplyMs the time it took after that to write the
+	// last chunk, mark deletions and commit.
+	FetchMs int64 `json:"fetch_ms"`
+	ApplyMs int64 `json:"apply_ms"`
 
 	invalid []string
 	secrets redact.Secrets // the credentials' values, cut from every message
@@ -102,9 +107,10 @@ func (e *permanentError) Unwrap() error { return provider.ErrPermanent }
 
 // Sync runs one sync of an integration. A second sync of the same
 // integration while one runs (in this process or another) is skipped and
-// says so. Records are staged page by page and applied in one transaction
-// once every page has arrived, with the sync log and last_sync_at: a sync
-// that fails or is cancelled midway changes no record.
+// says so. Records are written chunk by chunk as pages arrive, in one
+// transaction that commits, with the sync log and last_sync_at, only once
+// the last page has arrived: a sync that fails or is cancelled midway
+// changes no record.
 func (e *Engine) Sync(ctx context.Context, p SyncParams, initiatedBy *int64) (SyncResult, error) {
 	var res SyncResult
 	in, err := e.load(ctx, p.IntegrationID)
@@ -218,10 +224,12 @@ func (e *Engine) openLog(ctx context.Context, integrationID int64, syncType stri
 	return id, nil
 }
 
-// run stages every page in a temporary table on the sync's connection (a
-// goroutine fetches the next page while the last is copied in; one page at
-// most waits, so memory stays flat), then applies everything in one
-// transaction. A failure before the commit changes no record.
+// run writes the records as pages arrive, in one transaction on the
+// sync's connection that commits only once the last page has arrived (see
+// writer): a failure before the commit changes no record. The provider
+// fetches and the records are hashed on one goroutine while this one writes
+// the chunk before; at most three chunks are held (building, queued,
+// writing), so memory stays flat whatever the sync's size.
 func (e *Engine) run(ctx context.Context, conn *pgx.Conn, in integration, prov provider.Provider, syncType string,
 	since, start time.Time, res *SyncResult) error {
 	tr := e.limits().Transport(in.ID, int(deref(in.RateLimit)))
@@ -232,162 +240,95 @@ func (e *Engine) run(ctx context.Context, conn *pgx.Conn, in integration, prov p
 		res.Retries = max(0, res.Requests-int64(res.Pages))
 	}
 	defer counted() // for a failed sync's log, written after this returns
-	if _, err := conn.Exec(ctx, `DROP TABLE IF EXISTS atis_sync_stage;
-		CREATE TEMP TABLE atis_sync_stage (seq bigserial, external_id text NOT NULL, payload jsonb NOT NULL, hash text NOT NULL)`); err != nil {
-		return fmt.Errorf("stage: %w", err)
-	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "DROP TABLE IF EXISTS atis_sync_stage") }()
 
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin the sync's transaction: %w", err)
+	}
+	defer func() { // a no-op once committed
+		rollbackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tx.Rollback(rollbackCtx)
+	}()
+	w, err := openWriter(ctx, tx, in.ID, syncType == SyncFull)
+	if err != nil {
+		return err
+	}
+	b, fetchErr, writeErr := e.pump(ctx, prov, req, w, start, res)
+	res.Pages, res.Bytes, res.Processed, res.Failed, res.invalid = b.pages, b.bytes, b.processed, b.failed, b.invalid
+	counted()
+	switch {
+	case writeErr != nil:
+		return writeErr
+	case fetchErr != nil:
+		return fetchErr
+	}
+	return e.finish(ctx, tx, w, in, syncType, start, res)
+}
+
+// pump runs the provider's fetch on a goroutine that turns pages into
+// chunks, and writes each chunk with w as it comes. A write error stops the
+// fetch. It returns the fetch's tallies and errors once the fetch has ended.
+func (e *Engine) pump(ctx context.Context, prov provider.Provider, req provider.FetchRequest, w *writer, start time.Time,
+	res *SyncResult) (b *batcher, fetchErr, writeErr error) {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
-	pages := make(chan provider.Page, 1)
+	b = newBatcher(cmp.Or(e.ChunkRecords, DefaultChunkRecords), DefaultChunkBytes)
+	chunks := make(chan *chunk, 1)
 	fetched := make(chan error, 1)
+	send := func(c *chunk) error {
+		if c == nil {
+			return nil
+		}
+		select {
+		case chunks <- c:
+			return nil
+		case <-fetchCtx.Done():
+			return fetchCtx.Err()
+		}
+	}
 	go func() {
-		defer close(pages)
-		fetched <- prov.Fetch(fetchCtx, req, func(p provider.Page) error {
-			select {
-			case pages <- p:
-				return nil
-			case <-fetchCtx.Done():
-				return fetchCtx.Err()
-			}
-		})
+		defer close(chunks)
+		err := prov.Fetch(fetchCtx, req, func(p provider.Page) error { return send(b.add(p, res.secrets.Cut)) })
+		if err == nil {
+			err = send(b.flush())
+		}
+		res.FetchMs = time.Since(start).Milliseconds() // read after fetched
+		fetched <- err
 	}()
-	var stageErr error
-	for p := range pages {
-		if stageErr == nil {
-			if stageErr = e.stage(ctx, conn, p, res); stageErr != nil {
+	for c := range chunks {
+		if writeErr == nil {
+			if writeErr = w.write(ctx, c); writeErr != nil {
 				stopFetch() // and drain what is left
 			}
 		}
 	}
-	fetchErr := <-fetched
-	res.FetchMs = time.Since(start).Milliseconds()
-	counted()
-	switch {
-	case stageErr != nil:
-		return stageErr
-	case fetchErr != nil:
-		return fetchErr
-	}
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return e.apply(ctx, tx, in, syncType, start, res) })
+	return b, <-fetched, writeErr
 }
 
-// stage copies one page into the staging table.
-func (e *Engine) stage(ctx context.Context, conn *pgx.Conn, p provider.Page, res *SyncResult) error {
-	res.Pages++
-	res.Bytes += p.Bytes
-	res.Processed += len(p.Records) + len(p.Invalid)
-	res.Failed += len(p.Invalid)
-	for _, s := range p.Invalid {
-		if len(res.invalid) < 10 {
-			res.invalid = append(res.invalid, res.secrets.Cut(fmt.Sprintf("page %d, %s", p.Number, s)))
-		}
-	}
-	rows := make([][]any, len(p.Records))
-	for i, r := range p.Records {
-		// The hash of the provider's bytes, here, overlapped with fetching.
-		// A provider that re-formats an unchanged record costs a needless
-		// update, never a missed change.
-		sum := md5.Sum(r.Payload)
-		rows[i] = []any{r.ExternalID, r.Payload, hex.EncodeToString(sum[:])}
-	}
-	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"atis_sync_stage"}, []string{"external_id", "payload", "hash"}, pgx.CopyFromRows(rows)); err != nil {
-		return fmt.Errorf("page %d: stage records: %w", p.Number, err)
-	}
-	return nil
-}
-
-// apply writes the staged records — only new and changed ones, compared by
-// hash before the upsert so that unchanged records cost no write — marks
-// records a full sync no longer saw as deleted, and closes the sync log and
-// advances last_sync_at, all in the caller's transaction.
-func (e *Engine) apply(ctx context.Context, tx pgx.Tx, in integration, syncType string, start time.Time, res *SyncResult) error {
-	now := time.Now().UTC()
-	// Memory for the deduplication's hash (55 MB at a million records).
-	// The integration may not go away while its records go in (what a
-	// foreign key would check row by row, at the cost of the whole write).
-	if _, err := tx.Exec(ctx, "SET LOCAL work_mem = '64MB'"); err != nil {
-		return err
-	}
-	var alive bool
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM integrations WHERE id = $1 FOR KEY SHARE)", in.ID).Scan(&alive); err != nil {
-		return err
-	}
-	if !alive {
-		return fmt.Errorf("%w: integration %d was deleted during the sync", provider.ErrPermanent, in.ID)
-	}
-	// Statistics let the planner hash the deduplication below, not sort
-	// (or loop over) a million staged payloads.
-	if _, err := tx.Exec(ctx, "ANALYZE atis_sync_stage"); err != nil {
-		return err
-	}
-	var distinct int
-	// The latest record of each id: those with no later one of the same id.
-	// (DISTINCT ON sorted every payload, 250 MB on disk at a million.)
-	err := tx.QueryRow(ctx, `WITH latest AS (
-			SELECT s.external_id, s.payload, s.hash FROM atis_sync_stage s
-			WHERE NOT EXISTS (SELECT 1 FROM atis_sync_stage d WHERE d.external_id = s.external_id AND d.seq > s.seq)
-		), changed AS (
-			SELECT l.* FROM latest l LEFT JOIN integration_records r ON r.integration_id = $1 AND r.external_id = l.external_id
-			WHERE r.id IS NULL OR r.payload_hash <> l.hash OR r.deleted_at IS NOT NULL
-		), written AS (
-			INSERT INTO integration_records AS r (integration_id, external_id, payload, payload_hash, first_synced_at, last_synced_at)
-			SELECT $1, external_id, payload, hash, $2, $2 FROM changed
-			ON CONFLICT (integration_id, external_id) DO UPDATE SET payload = EXCLUDED.payload, payload_hash = EXCLUDED.payload_hash,
-				last_synced_at = EXCLUDED.last_synced_at, deleted_at = NULL
-			RETURNING (xmax = 0) AS inserted
-		)
-		SELECT (SELECT count(*) FROM latest), count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written`,
-		in.ID, now).Scan(&distinct, &res.Created, &res.Updated)
-	if err != nil {
-		return fmt.Errorf("write records: %w", err)
-	}
-	res.Unchanged = distinct - res.Created - res.Updated
+// finish marks what a full sync did not see as deleted, advances
+// last_sync_at, closes the sync log and commits.
+func (e *Engine) finish(ctx context.Context, tx pgx.Tx, w *writer, in integration, syncType string, start time.Time, res *SyncResult) error {
+	res.Created, res.Updated, res.Unchanged = w.created, w.updated, w.unchanged
 	if syncType == SyncFull {
-		if err := e.markDeleted(ctx, tx, in.ID, distinct, now, res); err != nil {
+		deleted, err := w.markDeleted(ctx)
+		if err != nil {
 			return err
 		}
+		res.Deleted = deleted
 	}
-	res.Millis = time.Since(start).Milliseconds()
-	res.ApplyMs = res.Millis - res.FetchMs
 	if _, err := tx.Exec(ctx, `UPDATE integrations SET last_sync_at = $2 WHERE id = $1`, in.ID, start); err != nil {
+		return fmt.Errorf("advance last_sync_at: %w", err)
+	}
+	end := time.Now().UTC()
+	res.Millis = end.Sub(start).Milliseconds()
+	res.ApplyMs = res.Millis - res.FetchMs
+	if err := e.closeLog(ctx, tx, res, "completed", "", end); err != nil {
 		return err
 	}
-	return e.closeLog(ctx, tx, res, "completed", "", now)
-}
-
-// markDeleted marks the records a full sync did not see as deleted.
-func (e *Engine) markDeleted(ctx context.Context, tx pgx.Tx, integrationID int64, seen int, now time.Time, res *SyncResult) error {
-	// Every record seen is live now (written, revived or unchanged): when
-	// the live count equals what was seen, none is missing and the
-	// anti-join below has nothing to find.
-	var live int
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM integration_records WHERE integration_id = $1 AND deleted_at IS NULL`,
-		integrationID).Scan(&live); err != nil {
-		return err
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit the sync: %w", err)
 	}
-	switch {
-	case seen == 0 && live > 0:
-		return fmt.Errorf("the full sync returned no records: refusing to mark all %d records deleted (check records_path, or delete them by hand if the provider really has none)", live)
-	case live == seen:
-		return nil
-	}
-	// Whatever the statistics say about integration_records (which this
-	// transaction may just have filled), the anti-join must probe an index,
-	// not scan the stage once per record: that plan took 10 minutes at 100k.
-	// (apply has analyzed the stage already; a plain column index needs no
-	// statistics of its own).
-	if _, err := tx.Exec(ctx, "CREATE INDEX ON atis_sync_stage (external_id)"); err != nil {
-		return err
-	}
-	tag, err := tx.Exec(ctx, `UPDATE integration_records r SET deleted_at = $2
-		WHERE r.integration_id = $1 AND r.deleted_at IS NULL
-		  AND NOT EXISTS (SELECT 1 FROM atis_sync_stage s WHERE s.external_id = r.external_id)`, integrationID, now)
-	if err != nil {
-		return fmt.Errorf("mark deleted records: %w", err)
-	}
-	res.Deleted = int(tag.RowsAffected())
 	return nil
 }
 

@@ -173,11 +173,8 @@ func livedOurs(b *testing.B, url string, n int, window time.Duration) livedFigur
 	var f livedFigures
 
 	after := maxJobID(b, obs)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	// Planned when the copy was made: from now, rather than all at once as missed.
-	_, err := obs.Exec(ctx, `UPDATE scheduled_jobs SET next_run_at = NULL WHERE name LIKE 'bench-%'`)
-	require.NoError(b, err)
+	livedExec(b, obs, `UPDATE scheduled_jobs SET next_run_at = NULL WHERE name LIKE 'bench-%'`)
 	d := startDaemon(b, url)
 	from := nextSecond(5 * time.Second)
 	to := from.Add(window)
@@ -190,8 +187,7 @@ func livedOurs(b *testing.B, url string, n int, window time.Duration) livedFigur
 
 	cleanSince(b, obs, after, true)
 	due := nextSecond(20 * time.Second)
-	_, err = obs.Exec(ctx, `UPDATE scheduled_jobs SET cron_expression = $1 WHERE name LIKE 'bench-%'`, burstExpr(due))
-	require.NoError(b, err)
+	livedExec(b, obs, `UPDATE scheduled_jobs SET cron_expression = $1 WHERE name LIKE 'bench-%'`, burstExpr(due))
 	after = maxJobID(b, obs)
 	d = startDaemon(b, url)
 	require.True(b, time.Now().Before(due.Add(-5*time.Second)), "the daemon took more than 15 s to start")
@@ -200,6 +196,15 @@ func livedOurs(b *testing.B, url string, n int, window time.Duration) livedFigur
 	require.True(b, d.alive(), "atis-scheduler exited:\n%s", d.lastLines())
 	d.stop(b)
 	return f
+}
+
+// livedExec runs one statement, within a minute.
+func livedExec(b *testing.B, pool *pgxpool.Pool, sql string, args ...any) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := pool.Exec(ctx, sql, args...)
+	require.NoError(b, err, sql)
 }
 
 func livedPeer(b *testing.B, url string, n int, window time.Duration) livedFigures {

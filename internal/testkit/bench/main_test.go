@@ -91,7 +91,7 @@ func printTable() {
 }
 
 // scenarioOrder is the order of issue 10's table; other rows go last.
-var scenarioOrder = []string{"steady", "burst", "worker path", "sync import", "retention", "idle"}
+var scenarioOrder = []string{"steady", "burst", "lived-in", "replicas", "worker path", "sync import", "retention", "idle"}
 
 // rank places a row in scenarioOrder by the start of its scenario.
 func rank(r benchtable.Row) int {

@@ -70,7 +70,7 @@ BENCH_TABLE := $(abspath $(BIN))/bench-table.jsonl
 BENCH_FLAGS := -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m
 DURABLE_DB   = $(if $(TEST_DATABASE_URL),,$(BIN)/atis-devdb -durable -env TEST_DATABASE_URL -database postgres --)
 
-bench: build ## Run the benchmarks (on a durable cluster, ~15 min) and print one table of figures, baselines and targets
+bench: build ## Run the benchmarks (on a durable cluster, ~22 min) and print one table of figures, baselines and targets
 	@rm -f $(BENCH_TABLE)
 	$(DURABLE_DB) env ATIS_BENCH_TABLE=$(BENCH_TABLE) \
 		$(GO) test $(BENCH_FLAGS) $$($(GO) list ./... | grep -v '/internal/testkit/bench$$')

@@ -4,6 +4,7 @@ import (
 	"crypto/md5" //nolint:gosec // change detection, not security
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 
 	"github.com/atis-edu/atis-scheduler/integrations/provider"
 )
@@ -27,6 +28,8 @@ type chunk struct {
 	payloads [][]byte
 	hashes   []string
 	bytes    int
+	// novel: no id of the chunk was in an earlier chunk of the sync.
+	novel bool
 }
 
 func (c *chunk) len() int { return len(c.ids) }
@@ -37,6 +40,7 @@ type batcher struct {
 	maxRecords, maxBytes int
 	cur                  *chunk
 	at                   map[string]int // id -> index in cur
+	earlier              *idFilter      // ids of the chunks before cur
 
 	pages, processed, failed int
 	bytes                    int64
@@ -44,7 +48,7 @@ type batcher struct {
 }
 
 func newBatcher(maxRecords, maxBytes int) *batcher {
-	return &batcher{maxRecords: maxRecords, maxBytes: maxBytes, at: make(map[string]int, maxRecords)}
+	return &batcher{maxRecords: maxRecords, maxBytes: maxBytes, at: make(map[string]int, maxRecords), earlier: newIDFilter()}
 }
 
 // add takes a page's records (and counts its invalid items, keeping a
@@ -60,7 +64,7 @@ func (b *batcher) add(p provider.Page, cut func(string) string) *chunk {
 		}
 	}
 	if b.cur == nil {
-		b.cur = &chunk{}
+		b.cur = &chunk{novel: true}
 	}
 	c := b.cur
 	for _, r := range p.Records {
@@ -73,6 +77,9 @@ func (b *batcher) add(p provider.Page, cut func(string) string) *chunk {
 			c.bytes += len(r.Payload) - len(c.payloads[i])
 			c.payloads[i], c.hashes[i] = r.Payload, hash
 			continue
+		}
+		if b.earlier.add(r.ExternalID) {
+			c.novel = false
 		}
 		b.at[r.ExternalID] = len(c.ids)
 		c.ids = append(c.ids, r.ExternalID)
@@ -97,11 +104,13 @@ func (b *batcher) flush() *chunk {
 	return c
 }
 
-// chunkSource is a chunk as pgx.CopyFromSource.
+// chunkSource is a chunk as pgx.CopyFromSource: id, payload and hash of
+// each record, then the extra values.
 type chunkSource struct {
-	c    *chunk
-	i    int
-	vals [3]any
+	c     *chunk
+	extra []any
+	i     int
+	vals  []any
 }
 
 func (s *chunkSource) Next() bool {
@@ -111,8 +120,42 @@ func (s *chunkSource) Next() bool {
 
 func (s *chunkSource) Values() ([]any, error) {
 	i := s.i - 1
-	s.vals = [3]any{s.c.ids[i], s.c.payloads[i], s.c.hashes[i]}
-	return s.vals[:], nil
+	s.vals = append(append(s.vals[:0], s.c.ids[i], s.c.payloads[i], s.c.hashes[i]), s.extra...)
+	return s.vals, nil
 }
 
 func (s *chunkSource) Err() error { return nil }
+
+// idFilter is a blocked Bloom filter of the external ids a sync has put in
+// chunks: "no" is certain (the id is in no earlier chunk), "maybe" may be
+// wrong. Its size is fixed (8 MiB): past a few million ids it answers
+// "maybe" ever more often, which costs speed (the chunk takes the probing
+// path), never correctness.
+type idFilter struct {
+	seed   maphash.Seed
+	blocks [][8]uint64 // 512 bits each: one cache line per id
+}
+
+const idFilterBlocks = 1 << 17
+
+func newIDFilter() *idFilter {
+	return &idFilter{seed: maphash.MakeSeed(), blocks: make([][8]uint64, idFilterBlocks)}
+}
+
+// add adds id and reports whether it may have been added before.
+func (f *idFilter) add(id string) (maybeSeen bool) {
+	h := maphash.String(f.seed, id)
+	b := &f.blocks[h&(idFilterBlocks-1)]
+	g := (h >> 17) * 0x9e3779b97f4a7c15
+	maybeSeen = true
+	for range 6 { // six bits of the block, 9 bits of g each
+		bit := g & 511
+		g >>= 9
+		w, m := &b[bit>>6], uint64(1)<<(bit&63)
+		if *w&m == 0 {
+			maybeSeen = false
+			*w |= m
+		}
+	}
+	return maybeSeen
+}

@@ -17,7 +17,8 @@ import (
 // by chunk while pages arrive, inside one transaction; when the provider
 // dies on the last page (after earlier chunks were written into
 // integration_records in that transaction) the sync fails, its log says so,
-// and integration_records is exactly as before. The next sync then applies
+// and integration_records is exactly as before. A first sync dying the same
+// way leaves no record; once the provider recovers, a sync applies
 // everything.
 func TestProviderDyingOnTheLastPageChangesNothing(t *testing.T) {
 	t.Parallel()
@@ -76,6 +77,16 @@ func TestProviderDyingOnTheLastPageChangesNothing(t *testing.T) {
 	require.Zero(t, log.Created+log.Updated, "a failed sync reports nothing written")
 	require.Equal(t, (lastPage-1)*pageSize, log.Processed, "the pages that had arrived")
 	require.Equal(t, lastSync, dbtest.Scalar[time.Time](t, b.pool, "SELECT last_sync_at FROM integrations WHERE id = $1", id))
+
+	// A first sync (whose chunks go straight into integration_records)
+	// that dies on the last page leaves none of its records either.
+	wroteBefore.Store(false)
+	first := b.integration(t, conf(a, "/page", map[string]any{"type": "page", "page_size": pageSize}), nil)
+	_, err = b.engine.Sync(ctx, integrations.SyncParams{IntegrationID: first, SyncType: "full"}, nil)
+	require.ErrorContains(t, err, "page 12")
+	require.True(t, wroteBefore.Load())
+	require.Zero(t, b.count(t, "SELECT count(*) FROM integration_records WHERE integration_id = $1", first))
+	require.Equal(t, "failed", b.lastLog(t, first).Status)
 
 	a.mu.Lock()
 	a.fault = nil

@@ -26,7 +26,11 @@ type writer struct {
 	full          bool
 	now           time.Time // first_synced_at and last_synced_at of what this sync writes
 	liveAtStart   int       // records not deleted when the sync began (full syncs)
-	chunks        int
+	// fresh: the integration had no record (live or deleted) when the sync
+	// began, so the ids of a novel chunk are in no row yet.
+	fresh  bool
+	chunks int
+	staged bool // atis_sync_chunk holds a chunk
 
 	created, updated, revived, unchanged int
 }
@@ -52,7 +56,12 @@ func openWriter(ctx context.Context, tx pgx.Tx, integrationID int64, full bool) 
 	if !alive {
 		return nil, fmt.Errorf("%w: integration %d was deleted during the sync", provider.ErrPermanent, integrationID)
 	}
-	if full {
+	var hasRecords bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM integration_records WHERE integration_id = $1)`, integrationID).Scan(&hasRecords); err != nil {
+		return nil, fmt.Errorf("look for records: %w", err)
+	}
+	w.fresh = !hasRecords
+	if full && hasRecords {
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM integration_records WHERE integration_id = $1 AND deleted_at IS NULL`,
 			integrationID).Scan(&w.liveAtStart); err != nil {
 			return nil, fmt.Errorf("count live records: %w", err)
@@ -101,13 +110,17 @@ const writeChunkSQL = `WITH cmp AS (
 
 // write writes one chunk.
 func (w *writer) write(ctx context.Context, c *chunk) error {
-	if w.chunks > 0 {
+	if w.fresh && c.novel {
+		return w.copyNew(ctx, c)
+	}
+	if w.staged {
 		// In place: the table was created in this transaction.
 		if _, err := w.tx.Exec(ctx, "TRUNCATE atis_sync_chunk"); err != nil {
 			return fmt.Errorf("chunk %d: empty the stage: %w", w.chunks+1, err)
 		}
 	}
 	w.chunks++
+	w.staged = true
 	if _, err := w.tx.CopyFrom(ctx, pgx.Identifier{"atis_sync_chunk"}, []string{"external_id", "payload", "hash"},
 		&chunkSource{c: c}); err != nil {
 		return fmt.Errorf("chunk %d: stage records: %w", w.chunks, err)
@@ -117,6 +130,20 @@ func (w *writer) write(ctx context.Context, c *chunk) error {
 		return fmt.Errorf("chunk %d: write records: %w", w.chunks, err)
 	}
 	w.created, w.updated, w.revived, w.unchanged = w.created+created, w.updated+updated, w.revived+revived, w.unchanged+unchanged
+	return nil
+}
+
+// copyNew writes a chunk of records that are certainly new (see fresh and
+// chunk.novel) straight into integration_records: no stage, no probe.
+func (w *writer) copyNew(ctx context.Context, c *chunk) error {
+	w.chunks++
+	n, err := w.tx.CopyFrom(ctx, pgx.Identifier{"integration_records"},
+		[]string{"external_id", "payload", "payload_hash", "integration_id", "first_synced_at", "last_synced_at"},
+		&chunkSource{c: c, extra: []any{w.integrationID, w.now, w.now}})
+	if err != nil {
+		return fmt.Errorf("chunk %d: write new records: %w", w.chunks, err)
+	}
+	w.created += int(n)
 	return nil
 }
 

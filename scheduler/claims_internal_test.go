@@ -115,15 +115,7 @@ func TestClaimsReadTheWaitingOnce(t *testing.T) {
 	ctx := context.Background()
 	url := dbtest.NewURL(t)
 	pool := dbtest.Pool(t, url)
-	_, err := pool.Exec(ctx, `INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, scheduled_job_id)
-		SELECT 'done-' || g, 1000000 + g, 'noop', 'default', 1, 'completed', 1 FROM generate_series(1, 50) g`)
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `ANALYZE job_logs`)
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, scheduled_job_id)
-		SELECT g::text, g, 'noop', 'default', 1, CASE WHEN g % 1000 = 0 THEN 'processing' ELSE 'queued' END, 100001 + g % 500
-		FROM generate_series(1, $1::int) g`, waiting)
-	require.NoError(t, err)
+	dbtest.WaitingBehindStaleStatistics(t, pool, waiting, 500, 1000)
 	reqs := make([]claimRequest, n)
 	for i := range reqs {
 		reqs[i] = claimRequest{scheduledJobID: int64(100001 + i), jobID: int64(1 + i), attempt: 1}

@@ -19,21 +19,13 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 
 // staleWaiting returns a pool on a database whose job_logs statistics say
 // what they say between bursts (a few finished rows, nothing unfinished)
-// while waiting runs (river job ids 1..waiting, scheduled_job_id 1..100)
+// while waiting runs (river job ids 1..waiting, 100 schedules)
 // are queued: what a burst meets before autovacuum's next analyze.
 func staleWaiting(t *testing.T, waiting int) (*pgxpool.Pool, *dbtest.Explained) {
 	t.Helper()
-	ctx := context.Background()
 	url := dbtest.NewURL(t)
 	pool := dbtest.Pool(t, url)
-	_, err := pool.Exec(ctx, `INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, scheduled_job_id)
-		SELECT 'done-' || g, 1000000 + g, 'noop', 'default', 1, 'completed', 1 FROM generate_series(1, 50) g`)
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `ANALYZE job_logs`)
-	require.NoError(t, err)
-	_, err = pool.Exec(ctx, `INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, scheduled_job_id)
-		SELECT g::text, g, 'noop', 'default', 1, 'queued', '{}', 100001 + g % 100 FROM generate_series(1, $1::int) g`, waiting)
-	require.NoError(t, err)
+	dbtest.WaitingBehindStaleStatistics(t, pool, waiting, 100, 0)
 	return pool, dbtest.NewExplained(t, url)
 }
 

@@ -95,3 +95,33 @@ func (n planNode) work() int64 {
 	}
 	return int64(w)
 }
+
+// WaitingBehindStaleStatistics fills job_logs at databaseURL as a burst
+// finds it: analyzed while it held 50 finished rows and nothing
+// unfinished, then given waiting runs (job_id and river_job_id 1..waiting,
+// attempt 1, scheduled_job_id 100001 + i mod schedules) that no analyze has
+// seen; every processingEvery-th is processing (0: none), the others
+// queued. Autovacuum's next analyze comes a minute later at best.
+func WaitingBehindStaleStatistics(tb testing.TB, pool interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, waiting, schedules, processingEvery int) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, stmt := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, scheduled_job_id)
+			SELECT 'done-' || g, 1000000 + g, 'noop', 'default', 1, 'completed', 1 FROM generate_series(1, 50) g`, nil},
+		{`ANALYZE job_logs`, nil},
+		{`INSERT INTO job_logs (job_id, river_job_id, job_class, queue, attempt, status, payload, scheduled_job_id)
+			SELECT g::text, g, 'noop', 'default', 1,
+				CASE WHEN $3::int > 0 AND g % $3::int = 0 THEN 'processing' ELSE 'queued' END, '{}', 100001 + g % $2::int
+			FROM generate_series(1, $1::int) g`, []any{waiting, schedules, processingEvery}},
+	} {
+		if _, err := pool.Exec(ctx, stmt.sql, stmt.args...); err != nil {
+			tb.Fatalf("dbtest: %v", err)
+		}
+	}
+}

@@ -46,7 +46,7 @@ const syncPageSize = 1000
 // /proc/self/clear_refs just before) and the growth of its Go heap in use
 // (sampled every 5 ms).
 //
-// Target: ≥ 0.7 of the ceiling, ≥ 50,000 records/s, peak RSS < 100 MB.
+// Target (issue 18): ≥ 0.9 of the ceiling, ≥ 70,000 records/s, peak RSS < 100 MB.
 func BenchmarkSyncImport(b *testing.B) {
 	for b.Loop() {
 		n := scaled(1_000_000, 10_000)
@@ -65,9 +65,11 @@ func BenchmarkSyncImport(b *testing.B) {
 				Ours:     fmt.Sprintf("%.0f records/s", ours.perSec),
 				Baseline: fmt.Sprintf("COPY + one INSERT … ON CONFLICT: %.0f records/s", ceiling),
 				Ratio:    fmt.Sprintf("%.2f", ratio),
-				Target:   "≥ 0.7 and ≥ 50,000/s",
-				Met:      benchtable.MetString(ratio >= 0.7 && ours.perSec >= 50_000),
-				Note:     fmt.Sprintf("in-process engine (the class the daemon runs) with a 20-connection pool; fetch+stage %d ms, apply %d ms", ours.fetchMs, ours.applyMs),
+				Target:   "≥ 0.9 and ≥ 70,000/s",
+				Met:      benchtable.MetString(ratio >= 0.9 && ours.perSec >= 70_000),
+				Note: fmt.Sprintf("in-process engine (the class the daemon runs) with a 20-connection pool; a first sync, whose chunks of new ids "+
+					"are COPYed straight into integration_records as pages arrive, in one transaction; last page in after %d ms, committed %d ms later",
+					ours.fetchMs, ours.applyMs),
 			},
 			benchtable.Row{
 				Scenario: "sync import: peak RSS",

@@ -42,6 +42,7 @@ const (
 	DefaultFetchPollInterval     = time.Second
 	DefaultRecordFlushInterval   = scheduler.DefaultRecordFlushInterval
 	DefaultDBTimeZone            = "UTC"
+	DefaultRiverUI               = SwitchOn
 	// MaxDefaultDBConns caps the pool size derived from ATIS_WORKERS.
 	MaxDefaultDBConns = 20
 )
@@ -167,6 +168,11 @@ type Config struct {
 	// UIToken is empty.
 	UITokenFile Secret `env:"ATIS_UI_TOKEN_FILE,file"`
 
+	// RiverUI serves River's own web UI at /river/ on the dashboard's
+	// listener, to signed-in operators ("off" or "false" turns it off).
+	// Defaults to on.
+	RiverUI Switch `env:"ATIS_RIVER_UI"`
+
 	// Workers is the most jobs this process runs at once. A worker that
 	// waits costs a goroutine, not a connection: only work that queries the
 	// database (sql, retention, syncs) holds one. Defaults to 100.
@@ -250,6 +256,34 @@ func (c Config) Proxies() []netip.Prefix {
 	}
 	return out
 }
+
+// Switch is an on/off setting: on, true, yes or 1; off, false, no or 0.
+// Its zero value is unset: WithDefaults gives it the setting's default.
+type Switch string
+
+// Values of a Switch.
+const (
+	SwitchOn  Switch = "on"
+	SwitchOff Switch = "off"
+)
+
+// UnmarshalText reads on/off, true/false, yes/no or 1/0, in any case.
+func (s *Switch) UnmarshalText(b []byte) error {
+	switch strings.ToLower(strings.TrimSpace(string(b))) {
+	case "on", "true", "yes", "1":
+		*s = SwitchOn
+	case "off", "false", "no", "0":
+		*s = SwitchOff
+	case "":
+		*s = ""
+	default:
+		return fmt.Errorf("%q is not on or off", string(b))
+	}
+	return nil
+}
+
+// On says whether the switch is on.
+func (s Switch) On() bool { return s == SwitchOn }
 
 // MinUITokenLength is the shortest ATIS_UI_TOKEN accepted: a token guards
 // actions, and every page on a non-loopback listener.
@@ -377,6 +411,7 @@ func (c Config) WithDefaults() Config {
 	c.FetchCooldown = cmp.Or(c.FetchCooldown, DefaultFetchCooldown)
 	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, DefaultFetchPollInterval)
 	c.RecordFlushInterval = cmp.Or(c.RecordFlushInterval, DefaultRecordFlushInterval)
+	c.RiverUI = cmp.Or(c.RiverUI, DefaultRiverUI)
 	return c
 }
 
@@ -494,6 +529,8 @@ func describe(t reflect.Type) string {
 		return "whole number"
 	case t.Kind() == reflect.Bool:
 		return "boolean (true or false)"
+	case t == reflect.TypeFor[Switch]():
+		return "switch (on or off)"
 	case isKey(t):
 		return "application key (as the web app's APP_KEY: base64: and 44 characters)"
 	case t.Kind() == reflect.Map:

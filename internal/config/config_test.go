@@ -66,6 +66,10 @@ func TestLoad(t *testing.T) {
 		},
 		{name: "BadSQLSwitch", env: []string{"ATIS_ENABLE_SQL_JOBS=perhaps"}, wantErr: `ATIS_ENABLE_SQL_JOBS="perhaps" is not a valid boolean`},
 		{name: "BadAliases", env: []string{"ATIS_JOB_CLASS_ALIASES=nonsense"}, wantErr: `ATIS_JOB_CLASS_ALIASES="nonsense" is not a valid list of alias=class pairs`},
+		{name: "RiverUIOff", env: []string{"ATIS_RIVER_UI=off"}, want: defaults(config.Config{RiverUI: config.SwitchOff})},
+		{name: "RiverUIFalse", env: []string{"ATIS_RIVER_UI=FALSE"}, want: defaults(config.Config{RiverUI: config.SwitchOff})},
+		{name: "RiverUIOn", env: []string{"ATIS_RIVER_UI=true"}, want: defaults(config.Config{RiverUI: config.SwitchOn})},
+		{name: "BadRiverUI", env: []string{"ATIS_RIVER_UI=maybe"}, wantErr: `ATIS_RIVER_UI="maybe" is not a valid switch (on or off)`},
 		{name: "ZeroThreshold", env: []string{"ATIS_FAILURE_ALERT_THRESHOLD=-2"}, wantErr: "ATIS_FAILURE_ALERT_THRESHOLD=-2 is out of range: it must be between 1 and 1000"},
 		{
 			name: "SystemdCredential",
@@ -168,6 +172,9 @@ func defaults(c config.Config) config.Config {
 	set(&c.FetchCooldown, 10*time.Millisecond)
 	set(&c.FetchPollInterval, time.Second)
 	set(&c.RecordFlushInterval, 50*time.Millisecond)
+	if c.RiverUI == "" {
+		c.RiverUI = config.SwitchOn
+	}
 	return c
 }
 

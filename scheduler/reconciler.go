@@ -174,6 +174,9 @@ type ReconcileReport struct {
 	// Closed job_logs rows were still queued or processing for attempts
 	// that River had finished or moved past.
 	Closed int
+	// Reopened runs were cancelled while they waited and have since been
+	// put back in line (River UI's retry): queued again.
+	Reopened int
 	// Flags is how many is_running flags were corrected.
 	Flags int
 }
@@ -188,6 +191,9 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if rep.Closed, err = r.closeLogs(ctx); err != nil {
 		return rep, err
 	}
+	if rep.Reopened, err = r.reopenRetried(ctx); err != nil {
+		return rep, err
+	}
 	if rep.Flags, err = r.fixRunningFlags(ctx); err != nil {
 		return rep, err
 	}
@@ -196,7 +202,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	}
 	if rep != (ReconcileReport{}) {
 		r.logger.InfoContext(ctx, "reconciled", slog.Int("rescued_runs", rep.Rescued),
-			slog.Int("closed_job_logs", rep.Closed), slog.Int("fixed_is_running", rep.Flags))
+			slog.Int("closed_job_logs", rep.Closed), slog.Int("reopened_job_logs", rep.Reopened), slog.Int("fixed_is_running", rep.Flags))
 	}
 	return rep, nil
 }
@@ -284,6 +290,10 @@ func (r *Reconciler) closeLogs(ctx context.Context) (int, error) {
 				status, final = StatusCompleted, true
 			case *s.state == "cancelled" && *s.riverAttempt == s.attempt:
 				status, msg, final = StatusCancelled, deref(s.lastError, "cancelled"), true
+			case *s.state == "cancelled" && *s.riverAttempt < s.attempt && s.status == StatusQueued:
+				// Cancelled while it waited (River UI, JobCancel): this
+				// attempt never started, and the run is over.
+				status, msg, final = StatusCancelled, "cancelled in the queue before this attempt started", true
 			case *s.state == "discarded" && *s.riverAttempt == s.attempt:
 				msg, final = deref(s.lastError, "discarded by the queue"), true
 			default:
@@ -319,6 +329,18 @@ func (r *Reconciler) closeLogs(ctx context.Context) (int, error) {
 		}
 	}
 	return len(todo), nil
+}
+
+// reopenRetried queues again the runs that were cancelled while they
+// waited and that River has been told to retry since (River UI's retry).
+func (r *Reconciler) reopenRetried(ctx context.Context) (int, error) {
+	var n int
+	err := inDaemonTx(ctx, r.pool, func(tx pgx.Tx) error {
+		var err error
+		n, err = joblog.ReopenRetried(ctx, tx)
+		return err
+	})
+	return n, err
 }
 
 // fixRunningFlags makes is_running say whether the schedule has an

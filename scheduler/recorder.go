@@ -283,6 +283,10 @@ func (rec *Recorder) classify(ctx context.Context, job *rivertype.JobRow, err er
 		return outcome{status: StatusCompleted, final: true}
 	case errors.As(err, &snooze):
 		return outcome{status: StatusQueued, message: "snoozed by the worker; runs again later"}
+	case errors.Is(context.Cause(ctx), rivertype.ErrJobCancelledRemotely):
+		// River UI's cancel (or JobCancel) of a running job: River records
+		// it cancelled, not failed, and does not retry it.
+		return outcome{status: StatusCancelled, final: true, message: "cancelled from the queue (River UI or JobCancel) while it ran"}
 	case rec.cfg.Stopping() && errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return outcome{status: StatusQueued, message: "interrupted by a daemon shutdown; runs again"}
 	case errors.As(err, &cancel):

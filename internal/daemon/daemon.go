@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -104,9 +105,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// River UI's caches live as long as the listener.
+	uiCtx, stopUI := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopUI()
+	riverUI, err := d.riverUI(uiCtx)
+	if err != nil {
+		return err
+	}
 	ui := dashboard.New(dashboard.Config{Pool: d.pool, Registry: d.registry, Runner: d.scheduler,
 		Token: string(d.cfg.UIToken), Addr: d.cfg.HTTPAddr, Logger: d.logger.With(slog.String("component", "dashboard")),
-		HTTPS: d.cfg.HTTPS, TrustedProxies: d.cfg.Proxies(), Location: loc})
+		HTTPS: d.cfg.HTTPS, TrustedProxies: d.cfg.Proxies(), Location: loc, RiverUI: riverUI,
+		Reconcile: func(ctx context.Context) error { _, err := d.reconciler.Reconcile(ctx); return err }})
 	d.http, err = httpserver.Listen(d.cfg.HTTPAddr, d.Ready, d.metrics.Handler(), d.logger, httpserver.WithUI(ui))
 	if err != nil {
 		return err
@@ -194,6 +203,16 @@ func (d *Daemon) build() error {
 		AlertThreshold: d.cfg.FailureAlertThreshold, InstanceID: d.id, Version: d.version,
 	})
 	return nil
+}
+
+// riverUI returns River's own UI for the dashboard (ATIS_RIVER_UI), or nil
+// when it is off.
+func (d *Daemon) riverUI(ctx context.Context) (http.Handler, error) {
+	if !d.cfg.RiverUI.On() {
+		d.logger.Info("River UI off (ATIS_RIVER_UI=off)")
+		return nil, nil
+	}
+	return dashboard.RiverUI(ctx, d.river, d.logger.With(slog.String("component", "riverui")))
 }
 
 // Ready reports why the daemon cannot do its work, or nil: the database must

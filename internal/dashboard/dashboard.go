@@ -93,6 +93,17 @@ type Config struct {
 	// trusted proxy.
 	HTTPS bool
 
+	// RiverUI is River's own web UI (see RiverUI), served at /river/ to
+	// signed-in operators, with a CSP of its own. Defaults to none: /river/
+	// is not found and the navigation does not link it.
+	RiverUI http.Handler
+
+	// Reconcile makes job_logs and the schedules' bookkeeping agree with
+	// River's queue (the reconciler's pass); it runs after each River UI
+	// request that changes jobs. Defaults to none: the next periodic pass
+	// does it.
+	Reconcile func(context.Context) error
+
 	// TrustedProxies are the addresses whose X-Forwarded-For and
 	// X-Forwarded-Proto are believed (ATIS_TRUSTED_PROXIES). Defaults to
 	// none: the peer is the client.
@@ -116,11 +127,12 @@ func (c Config) withDefaults() Config {
 
 // Dashboard is the dashboard's HTTP handler.
 type Dashboard struct {
-	cfg      Config
-	loopback bool
-	key      []byte // signs sessions and CSRF tokens; nil without a token
-	mux      *http.ServeMux
-	pages    map[string]*template.Template
+	cfg         Config
+	crossOrigin *http.CrossOriginProtection // River UI's changes come from this site
+	loopback    bool
+	key         []byte // signs sessions and CSRF tokens; nil without a token
+	mux         *http.ServeMux
+	pages       map[string]*template.Template
 
 	mu             sync.Mutex
 	lastManyLogins time.Time // when many failed sign-ins were last logged
@@ -134,7 +146,7 @@ var assets embed.FS
 // actions are turned on.
 func New(cfg Config) http.Handler {
 	cfg = cfg.withDefaults()
-	d := &Dashboard{cfg: cfg, loopback: IsLoopback(cfg.Addr)}
+	d := &Dashboard{cfg: cfg, crossOrigin: http.NewCrossOriginProtection(), loopback: IsLoopback(cfg.Addr)}
 	switch {
 	case cfg.Token == "" && !d.loopback:
 		cfg.Logger.Warn("dashboard off: ATIS_HTTP_ADDR is not a loopback address and ATIS_UI_TOKEN is not set; "+
@@ -146,6 +158,10 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.Token != "" {
 		d.key = deriveKey(cfg.Token)
+	}
+	if cfg.RiverUI != nil && cfg.Token == "" {
+		cfg.Logger.Info("River UI off: it needs a signed-in operator; set ATIS_UI_TOKEN (or ATIS_UI_TOKEN_FILE) to serve it at /river/")
+		d.cfg.RiverUI = nil
 	}
 	d.pages = parsePages(funcs(cfg.Location))
 	d.routes()
@@ -206,6 +222,10 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	if d.loopback && !loopbackHost(r.Host) {
 		http.Error(w, "this dashboard answers only to 127.0.0.1, [::1] or localhost", http.StatusMisdirectedRequest)
+		return
+	}
+	if d.cfg.RiverUI != nil && isRiverUI(r) {
+		d.serveRiverUI(w, r)
 		return
 	}
 	s := d.session(r)

@@ -37,6 +37,7 @@ type view struct {
 	Session  *session
 	CSRF     string
 	TokenSet bool
+	RiverUI  bool // River UI is served at /river/
 	Flash    string
 	Now      time.Time
 	// Zone names the zone times are shown in: "UTC", or ATIS_DB_TIMEZONE's
@@ -55,7 +56,8 @@ func (d *Dashboard) renderStatus(w http.ResponseWriter, r *http.Request, status 
 	s := sessionOf(r)
 	section, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	v := view{Title: title, Path: localPath(r.URL.RequestURI()), Section: section, Session: s, CSRF: d.csrf(s), TokenSet: d.key != nil,
-		Flash: d.takeFlash(w, r), Now: d.cfg.Now().UTC(), Zone: zoneLabel(d.cfg.Location, d.cfg.Now()), Data: data}
+		RiverUI: d.cfg.RiverUI != nil,
+		Flash:   d.takeFlash(w, r), Now: d.cfg.Now().UTC(), Zone: zoneLabel(d.cfg.Location, d.cfg.Now()), Data: data}
 	var buf bytes.Buffer
 	if err := d.pages[page].Execute(&buf, v); err != nil {
 		d.cfg.Logger.ErrorContext(r.Context(), "dashboard: render page", slog.String("page", page), slog.String("error", err.Error()))

@@ -250,9 +250,12 @@ func Begin(ctx context.Context, tx pgx.Tx, starts []Start) error {
 		return nil
 	}
 	found := map[Key]bool{}
-	if err := beginStarts(ctx, tx, starts, found, `UPDATE job_logs l SET status = 'processing', start_time = x.start_at, error_message = NULL
+	// A row cancelled before its attempt started is River's to run again
+	// when it works that attempt after all (River UI's retry).
+	if err := beginStarts(ctx, tx, starts, found, `UPDATE job_logs l SET status = 'processing', start_time = x.start_at, error_message = NULL,
+			end_time = NULL, duration = NULL
 		FROM x WHERE l.job_id = ANY($1) AND l.job_id = x.jid AND l.river_job_id = x.rj AND l.attempt = x.att
-			AND CASE l.status WHEN 'queued' THEN true WHEN 'processing' THEN true ELSE false END
+			AND CASE l.status WHEN 'queued' THEN true WHEN 'processing' THEN true WHEN 'cancelled' THEN l.start_time IS NULL ELSE false END
 		RETURNING l.river_job_id, l.attempt`); err != nil {
 		return err
 	}
@@ -314,6 +317,22 @@ func QueueAfterRow(ctx context.Context, tx pgx.Tx, id int64, next int) error {
 		return fmt.Errorf("queue attempt %d after job_logs row %d: %w", next, id, err)
 	}
 	return nil
+}
+
+// ReopenRetried queues again the attempts that were cancelled before they
+// started and that River holds in line again (River UI's retry of a run
+// cancelled while it waited: River runs the same attempt), and returns how
+// many. River's waiting jobs are few: the join starts from them.
+func ReopenRetried(ctx context.Context, tx pgx.Tx) (int, error) {
+	tag, err := tx.Exec(ctx, `UPDATE job_logs l SET status = 'queued', end_time = NULL, duration = NULL,
+			error_message = 'retried from the queue after: ' || coalesce(l.error_message, 'cancelled')
+		FROM river_job j
+		WHERE j.state IN ('available', 'scheduled', 'pending', 'retryable') AND l.job_id = j.id::text AND l.river_job_id = j.id
+			AND l.attempt = j.attempt + 1 AND l.status = 'cancelled' AND l.start_time IS NULL`)
+	if err != nil {
+		return 0, fmt.Errorf("queue again runs retried after a cancel: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // FixRunning makes every schedule's is_running say whether it has an

@@ -30,9 +30,20 @@ type chunk struct {
 	bytes    int
 	// novel: no id of the chunk was in an earlier chunk of the sync.
 	novel bool
+	// firstPage and lastPage are the provider's pages the records came from.
+	firstPage, lastPage int
 }
 
 func (c *chunk) len() int { return len(c.ids) }
+
+// where names the chunk's pages for an admin, as the fetch names a page:
+// "page 3", "pages 3-7".
+func (c *chunk) where() string {
+	if c.firstPage == c.lastPage {
+		return fmt.Sprintf("page %d", c.firstPage)
+	}
+	return fmt.Sprintf("pages %d-%d", c.firstPage, c.lastPage)
+}
 
 // batcher turns pages into chunks and keeps the fetch's tallies. It is used
 // by the fetching goroutine only.
@@ -64,9 +75,10 @@ func (b *batcher) add(p provider.Page, cut func(string) string) *chunk {
 		}
 	}
 	if b.cur == nil {
-		b.cur = &chunk{novel: true}
+		b.cur = &chunk{novel: true, firstPage: p.Number}
 	}
 	c := b.cur
+	c.lastPage = p.Number
 	for _, r := range p.Records {
 		// The hash of the provider's bytes, here, overlapped with fetching
 		// and writing. A provider that re-formats an unchanged record costs

@@ -116,18 +116,18 @@ func (w *writer) write(ctx context.Context, c *chunk) error {
 	if w.staged {
 		// In place: the table was created in this transaction.
 		if _, err := w.tx.Exec(ctx, "TRUNCATE atis_sync_chunk"); err != nil {
-			return fmt.Errorf("chunk %d: empty the stage: %w", w.chunks+1, err)
+			return fmt.Errorf("%s: empty the stage: %w", c.where(), err)
 		}
 	}
 	w.chunks++
 	w.staged = true
 	if _, err := w.tx.CopyFrom(ctx, pgx.Identifier{"atis_sync_chunk"}, []string{"external_id", "payload", "hash"},
 		&chunkSource{c: c}); err != nil {
-		return fmt.Errorf("chunk %d: stage records: %w", w.chunks, err)
+		return fmt.Errorf("%s: stage records: %w", c.where(), err)
 	}
 	var created, updated, revived, unchanged int
 	if err := w.tx.QueryRow(ctx, writeChunkSQL, w.integrationID, w.now).Scan(&created, &updated, &revived, &unchanged); err != nil {
-		return fmt.Errorf("chunk %d: write records: %w", w.chunks, err)
+		return fmt.Errorf("%s: write records: %w", c.where(), err)
 	}
 	w.created, w.updated, w.revived, w.unchanged = w.created+created, w.updated+updated, w.revived+revived, w.unchanged+unchanged
 	return nil
@@ -141,7 +141,7 @@ func (w *writer) copyNew(ctx context.Context, c *chunk) error {
 		[]string{"external_id", "payload", "payload_hash", "integration_id", "first_synced_at", "last_synced_at"},
 		&chunkSource{c: c, extra: []any{w.integrationID, w.now, w.now}})
 	if err != nil {
-		return fmt.Errorf("chunk %d: write new records: %w", w.chunks, err)
+		return fmt.Errorf("%s: write new records: %w", c.where(), err)
 	}
 	w.created += int(n)
 	return nil

@@ -76,9 +76,9 @@ bench: build ## Run the benchmarks (on a durable cluster, ~22 min) and print one
 		$(GO) test $(BENCH_FLAGS) $$($(GO) list ./... | grep -v '/internal/testkit/bench$$')
 	$(DURABLE_DB) env ATIS_BENCH_TABLE=$(BENCH_TABLE) $(GO) test $(BENCH_FLAGS) ./internal/testkit/bench/
 
-screenshot: build ## Regenerate docs/dashboard.png (README's picture of the dashboard) with the browser test
-	$(WITH_TEST_DB) env ATIS_DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png \
-		$(GO) test -count=1 -run '^TestBrowser$$' -v ./internal/dashboard/
+screenshot: build ## Regenerate docs/dashboard.png and docs/river-ui.png (README's pictures) with the browser tests
+	$(WITH_TEST_DB) env ATIS_DASHBOARD_SCREENSHOT=$(CURDIR)/docs/dashboard.png ATIS_RIVER_UI_SCREENSHOT=$(CURDIR)/docs/river-ui.png \
+		$(GO) test -count=1 -run '^(TestBrowser|TestRiverUIBrowser)$$' -v ./internal/dashboard/
 
 clean: ## Remove bin/ (the .local/ database stays; delete it by hand)
 	rm -rf $(BIN)

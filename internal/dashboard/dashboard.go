@@ -13,6 +13,9 @@
 //   - Actions need a session, obtained by presenting the token at /login
 //     (compared in constant time), and a CSRF token in every POST. Each action
 //     writes a platform.audit_logs row naming who did it.
+//   - River's own UI, when the daemon gives it (Config.RiverUI), is served
+//     at /river/ to signed-in operators only, under a CSP of its own: it
+//     needs script, and it can cancel, retry and delete jobs.
 package dashboard
 
 import (

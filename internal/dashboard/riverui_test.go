@@ -6,11 +6,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -235,6 +238,26 @@ func TestRiverUI(t *testing.T) {
 		require.False(t, running)
 	})
 
+	t.Run("DeleteWaiting", func(t *testing.T) {
+		t.Parallel()
+		b := setupRiverUI(t, false)
+		id := b.schedule(t, "deleted", "noop", "{}", 1)
+		jobID, err := b.harness.Scheduler.RunNow(context.Background(), id, nil)
+		require.NoError(t, err)
+		_, running := b.bookkeeping(t, id)
+		require.True(t, running)
+
+		code, body := b.api(t, http.MethodPost, "jobs/delete", fmt.Sprintf(`{"ids": ["%d"]}`, jobID))
+		require.Equal(t, http.StatusOK, code, body)
+		// River's row is gone; ours says so and no longer waits.
+		require.Equal(t, []string{"1:failed"}, b.logs(t, jobID))
+		var msg string
+		require.NoError(t, b.pool.QueryRow(context.Background(), `SELECT error_message FROM job_logs WHERE river_job_id = $1`, jobID).Scan(&msg))
+		require.Contains(t, msg, "the queue no longer holds this job (deleted")
+		_, running = b.bookkeeping(t, id)
+		require.False(t, running)
+	})
+
 	t.Run("CancelRunningThenRetry", func(t *testing.T) {
 		t.Parallel()
 		b := setupRiverUI(t, true)
@@ -271,4 +294,81 @@ func TestRiverUI(t *testing.T) {
 		require.Equal(t, "success", status)
 		require.False(t, running)
 	})
+}
+
+// EnvRiverUIScreenshot names a file TestRiverUIBrowser also writes River
+// UI's screenshot to (`make screenshot` points it at docs/river-ui.png).
+const EnvRiverUIScreenshot = "ATIS_RIVER_UI_SCREENSHOT"
+
+// TestRiverUIBrowser drives River UI in headless chromium: a link to it
+// leads through sign-in to it, and it loads under its CSP without a
+// console error and lists our runs by their class.
+func TestRiverUIBrowser(t *testing.T) {
+	t.Parallel()
+
+	path := chromium(t)
+	b := setupRiverUI(t, true)
+	target := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(target.Close)
+	for _, s := range []struct{ name, class, params string }{
+		{"smoke", "noop", "{}"},
+		{"lms-health", "http_request", fmt.Sprintf(`{"url": %q}`, target.URL+"/health")},
+		{"nightly-report", "noop", "{}"},
+	} {
+		id := b.schedule(t, s.name, s.class, s.params, 1)
+		jobID, err := b.harness.Scheduler.RunNow(context.Background(), id, nil)
+		require.NoError(t, err)
+		require.Equal(t, "completed", b.harness.Wait(t, jobID).Status)
+		b.waitState(t, jobID, "completed")
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.WindowSize(1440, 900))
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	var errs consoleErrors
+	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithListener(errs.listen))
+	defer cancel()
+	require.NoError(t, chromedp.Do(ctx))
+	run := func(steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		require.NoError(t, chromedp.Do(sctx, steps...))
+	}
+
+	// The navigation's link, signed out, leads through sign-in to River UI.
+	run(chromedp.Navigate(b.srv.URL+"/"), chromedp.Click(chromedp.CSS("#river-ui")), chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#name"), "Browser Operator"),
+		chromedp.SendKeys(chromedp.CSS("#token"), testToken),
+		chromedp.Click(chromedp.CSS("#login-submit")))
+	require.Eventually(t, func() bool {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		loc, err := chromedp.Run(sctx, chromedp.Location())
+		return err == nil && strings.HasPrefix(loc, b.srv.URL+"/river/")
+	}, 30*time.Second, 50*time.Millisecond, "signed in onto River UI")
+
+	run(chromedp.Navigate(b.srv.URL + "/river/jobs?state=completed"))
+	var body string
+	require.Eventually(t, func() bool {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var err error
+		body, err = chromedp.Run(sctx, chromedp.Text(chromedp.CSS("body")))
+		return err == nil && strings.Contains(body, "http_request") && strings.Contains(body, "noop")
+	}, 30*time.Second, 100*time.Millisecond, "River UI lists our runs by class; the page says: %s", body)
+	require.Empty(t, errs.take(), "console errors (a CSP violation is one)")
+
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(artifacts, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(artifacts, "river-ui.png"), png, 0o644))
+	if out := os.Getenv(EnvRiverUIScreenshot); out != "" {
+		require.NoError(t, os.WriteFile(out, png, 0o644))
+		t.Logf("wrote %s", out)
+	}
+	require.NoError(t, chromedp.Cancel(ctx))
 }

@@ -150,6 +150,38 @@ func TestReconcile(t *testing.T) {
 		require.False(t, scalar[bool](t, b.pool, "SELECT is_running FROM scheduled_jobs WHERE id = $1", id))
 	})
 
+	// River UI's cancel of a run that waits: River's attempt is one behind
+	// the queued row's, and the run is over, cancelled; its retry puts the
+	// same attempt back in line.
+	t.Run("CancelledWhileWaitingThenRetried", func(t *testing.T) {
+		t.Parallel()
+
+		b := setup(t, setupOpts{})
+		id := b.insertSchedule(t, map[string]any{"name": "w", "job_class": "noop", "interval_minutes": 60})
+		require.Equal(t, 1, b.tick(t).Enqueued)
+		jobID := scalar[int64](t, b.pool, "SELECT id FROM river_job")
+		_, err := b.pool.Exec(ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now() WHERE id = $1`, jobID)
+		require.NoError(t, err)
+		rep, err := reconciler(b).Reconcile(ctx)
+		require.NoError(t, err)
+		require.Equal(t, scheduler.ReconcileReport{Closed: 1}, rep)
+		logs := jobLogs(t, b, id)
+		require.Len(t, logs, 1)
+		require.Equal(t, "cancelled", logs[0].Status)
+		require.Equal(t, "cancelled", scalar[string](t, b.pool, "SELECT last_run_status FROM scheduled_jobs WHERE id = $1", id))
+		require.False(t, scalar[bool](t, b.pool, "SELECT is_running FROM scheduled_jobs WHERE id = $1", id))
+
+		_, err = b.pool.Exec(ctx, `UPDATE river_job SET state = 'available', finalized_at = NULL WHERE id = $1`, jobID)
+		require.NoError(t, err)
+		rep, err = reconciler(b).Reconcile(ctx)
+		require.NoError(t, err)
+		require.Equal(t, scheduler.ReconcileReport{Reopened: 1, Flags: 1}, rep)
+		logs = jobLogs(t, b, id)
+		require.Len(t, logs, 1)
+		require.Equal(t, "queued", logs[0].Status)
+		require.True(t, scalar[bool](t, b.pool, "SELECT is_running FROM scheduled_jobs WHERE id = $1", id))
+	})
+
 	t.Run("StuckRunningFlagIsCleared", func(t *testing.T) {
 		t.Parallel()
 

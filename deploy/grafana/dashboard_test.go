@@ -27,19 +27,7 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "atis-bin-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "atis-scheduler")
-	if out, err := exec.Command("go", "build", "-o", binary, "../../cmd/atis-scheduler").CombinedOutput(); err != nil {
-		panic(fmt.Sprintf("build: %v\n%s", err, out))
-	}
-	code := dbtest.Run(m)
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { dbtest.MainWithBinary(m, &binary) }
 
 type panel struct {
 	Title   string  `json:"title"`

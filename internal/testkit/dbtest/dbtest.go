@@ -19,6 +19,8 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -273,4 +275,24 @@ func Scalar[T any](tb testing.TB, pool *pgxpool.Pool, sql string, args ...any) T
 		tb.Fatalf("dbtest: %s: %v", sql, err)
 	}
 	return v
+}
+
+// MainWithBinary is Main for tests that run the real atis-scheduler: it
+// builds the command from this module into a temporary directory, sets
+// *binary to its path, runs the tests and removes it.
+//
+//	var binary string
+//	func TestMain(m *testing.M) { dbtest.MainWithBinary(m, &binary) }
+func MainWithBinary(m *testing.M, binary *string) {
+	dir, err := os.MkdirTemp("", "atis-bin-")
+	if err != nil {
+		panic(err)
+	}
+	*binary = filepath.Join(dir, "atis-scheduler")
+	if out, err := exec.Command("go", "build", "-o", *binary, "github.com/atis-edu/atis-scheduler/cmd/atis-scheduler").CombinedOutput(); err != nil {
+		panic(fmt.Sprintf("dbtest: build atis-scheduler: %v\n%s", err, out))
+	}
+	code := Run(m)
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -40,6 +41,8 @@ type freshener struct {
 	logger *slog.Logger
 	now    func() time.Time
 
+	refreshing sync.WaitGroup // the refresh under way, for the scheduler's stop
+
 	mu      sync.Mutex
 	pending int       // runs enqueued since the last refresh
 	running bool      // a refresh is under way
@@ -73,7 +76,7 @@ func (f *freshener) enqueued(ctx context.Context, n int) {
 	f.mu.Lock()
 	f.pending = 0
 	f.mu.Unlock()
-	go f.refresh(context.WithoutCancel(ctx), pending, believed)
+	f.refreshing.Go(func() { f.refresh(ctx, pending, believed) }) // a stop cancels it
 }
 
 // believedRows is how many rows the planner believes river_job holds (0
@@ -96,11 +99,14 @@ func (f *freshener) refresh(ctx context.Context, enqueued int, believed float64)
 	f.mu.Unlock()
 	attrs := []any{slog.Int("runs_enqueued", enqueued), slog.Float64("rows_believed", believed),
 		slog.Duration("took", time.Since(start))}
-	if err != nil { // autovacuum will do it later; a role that may not ANALYZE gets a warning from the server, not an error
+	switch {
+	case errors.Is(err, context.Canceled): // the scheduler stopped
+		f.logger.Debug("statistics refresh stopped", attrs...)
+	case err != nil: // autovacuum will do it later; a role that may not ANALYZE gets a warning from the server, not an error
 		f.logger.Warn("statistics not refreshed after a burst", append(attrs, slog.String("error", err.Error()))...)
-		return
+	default:
+		f.logger.Debug("statistics refreshed after a burst", attrs...)
 	}
-	f.logger.Debug("statistics refreshed after a burst", attrs...)
 }
 
 // analyze runs ANALYZE on each table with a lock timeout.

@@ -182,6 +182,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		wg.Go(func() { s.listen(ctx) })
 		wg.Go(func() { s.loop(ctx) })
 		wg.Wait()
+		s.freshen.refreshing.Wait() // an ANALYZE under way, cancelled with ctx, ends before the pool closes
 	}()
 	return nil
 }

@@ -16,6 +16,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/atis-edu/atis-scheduler/integrations/provider"
 	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
@@ -112,6 +116,28 @@ func (e *permanentError) Unwrap() error { return provider.ErrPermanent }
 // the last page has arrived: a sync that fails or is cancelled midway
 // changes no record.
 func (e *Engine) Sync(ctx context.Context, p SyncParams, initiatedBy *int64) (SyncResult, error) {
+	ctx, span := tracer().Start(ctx, "atis.sync", trace.WithAttributes(attribute.Int64("atis.integration_id", p.IntegrationID)))
+	defer span.End()
+	res, err := e.syncUntraced(ctx, p, initiatedBy)
+	span.SetAttributes(attribute.String("atis.sync_type", res.SyncType), attribute.Int64("atis.sync_log_id", res.SyncLogID),
+		attribute.Int("atis.pages", res.Pages), attribute.Int("atis.records", res.Processed))
+	switch {
+	case err != nil:
+		span.SetStatus(codes.Error, redact.Text(res.secrets.Cut(err.Error())))
+	case res.Skipped != "":
+		span.SetAttributes(attribute.Bool("atis.skipped", true))
+	}
+	return res, err
+}
+
+// tracer starts the sync's spans (one per sync, one per page): the no-op
+// unless the daemon installed a tracer provider (internal/tracing). It is
+// asked of the global provider each time, not kept: a tracer taken before
+// the first provider is installed stays with that first one.
+func tracer() trace.Tracer { return otel.Tracer("github.com/atis-edu/atis-scheduler/integrations") }
+
+// syncUntraced is Sync without its span.
+func (e *Engine) syncUntraced(ctx context.Context, p SyncParams, initiatedBy *int64) (SyncResult, error) {
 	var res SyncResult
 	in, err := e.load(ctx, p.IntegrationID)
 	if err != nil {
@@ -289,7 +315,14 @@ func (e *Engine) pump(ctx context.Context, prov provider.Provider, req provider.
 	}
 	go func() {
 		defer close(chunks)
-		err := prov.Fetch(fetchCtx, req, func(p provider.Page) error { return send(b.add(p, res.secrets.Cut)) })
+		pageStart := time.Now()
+		err := prov.Fetch(fetchCtx, req, func(p provider.Page) error {
+			c := b.add(p, res.secrets.Cut)
+			tracePage(ctx, pageStart, p)
+			err := send(c)
+			pageStart = time.Now() // the wait for the writer is no page's
+			return err
+		})
 		if err == nil {
 			err = send(b.flush())
 		}
@@ -304,6 +337,16 @@ func (e *Engine) pump(ctx context.Context, prov provider.Provider, req provider.
 		}
 	}
 	return b, <-fetched, writeErr
+}
+
+// tracePage records a page's span under the sync's: from when the page
+// before was handed to the writer (the start of this page's fetch) to this
+// page's arrival.
+func tracePage(ctx context.Context, start time.Time, p provider.Page) {
+	_, span := tracer().Start(ctx, "atis.sync.page", trace.WithTimestamp(start), trace.WithAttributes(
+		attribute.Int("atis.page", p.Number), attribute.Int("atis.records", len(p.Records)),
+		attribute.Int("atis.invalid", len(p.Invalid)), attribute.Int64("atis.bytes", p.Bytes)))
+	span.End()
 }
 
 // finish marks what a full sync did not see as deleted, advances

@@ -20,7 +20,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivershared/startstop"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/atis-edu/atis-scheduler/internal/redact"
 	"github.com/atis-edu/atis-scheduler/workers"
 )
 
@@ -257,9 +262,24 @@ func (s *Scheduler) loop(ctx context.Context) {
 // one row reaches outside the per-row fallback costs a cycle, not the
 // daemon.
 func (s *Scheduler) safeTick(ctx context.Context) (res TickResult, err error) {
+	ctx, span := tracer().Start(ctx, "atis.scheduler.cycle")
+	defer func() {
+		span.SetAttributes(attribute.Int("atis.planned", res.Planned), attribute.Int("atis.fired", res.Fired),
+			attribute.Int("atis.enqueued", res.Enqueued), attribute.Bool("atis.more", res.More))
+		if err != nil {
+			span.SetStatus(codes.Error, redact.Text(err.Error()))
+		}
+		span.End()
+	}()
 	defer recovered(&err)
 	return s.Tick(ctx)
 }
+
+// tracer starts the scheduling cycles' spans: OpenTelemetry's no-op unless
+// the daemon installed a tracer provider (internal/tracing). Asked of the
+// global provider each time, not kept: a tracer taken before the first
+// provider is installed stays with that first one.
+func tracer() trace.Tracer { return otel.Tracer("github.com/atis-edu/atis-scheduler/scheduler") }
 
 // listen turns notifications into wake-ups, reconnecting after errors; the
 // poll covers the gaps.

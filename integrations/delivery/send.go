@@ -10,8 +10,20 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/atis-edu/atis-scheduler/internal/redact"
 )
+
+// tracer starts the deliveries' spans: OpenTelemetry's no-op unless the
+// daemon installed a tracer provider (internal/tracing). Asked of the
+// global provider each time, not kept (see integrations.tracer).
+func tracer() trace.Tracer {
+	return otel.Tracer("github.com/atis-edu/atis-scheduler/integrations/delivery")
+}
 
 // recordTimeout bounds each write that records what a send did: it runs
 // even when the run's context has ended, so a message that went out is
@@ -42,7 +54,7 @@ func (d *Dispatcher) send(ctx context.Context, t target, p Provider, s Settings,
 			req.Notifications = append(req.Notifications, c.Notification)
 		}
 		r.Messages++
-		err := p.Deliver(ctx, req)
+		err := deliver(ctx, p, t, req, g)
 		if err == nil {
 			d.record(ctx, t, r, d.markDelivered(ctx, g))
 			r.Delivered += len(g)
@@ -70,6 +82,21 @@ func (d *Dispatcher) send(ctx context.Context, t target, p Provider, s Settings,
 			return
 		}
 	}
+}
+
+// deliver sends one message under a span naming the integration, its
+// provider, the deliveries and their attempt; the error it records is cut
+// of the integration's credentials.
+func deliver(ctx context.Context, p Provider, t target, req Request, g []claimed) error {
+	ctx, span := tracer().Start(ctx, "atis.delivery", trace.WithAttributes(attribute.Int64("atis.integration_id", t.ID),
+		attribute.String("atis.provider", t.Provider), attribute.Int("atis.notifications", len(g)),
+		attribute.Int("atis.attempt", int(g[0].Attempt)), attribute.Bool("atis.digest", req.Digest)))
+	defer span.End()
+	err := p.Deliver(ctx, req)
+	if err != nil {
+		span.SetStatus(codes.Error, redact.Text(redact.Credentials(t.Credentials).Cut(err.Error())))
+	}
+	return err
 }
 
 // record keeps the first error of recording a send's outcome.

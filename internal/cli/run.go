@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/atis-edu/atis-scheduler/integrations/ratelimit"
 	"github.com/atis-edu/atis-scheduler/workers/integrationdispatch"
@@ -31,6 +32,7 @@ import (
 	"github.com/atis-edu/atis-scheduler/internal/config"
 	"github.com/atis-edu/atis-scheduler/internal/daemon"
 	"github.com/atis-edu/atis-scheduler/internal/metrics"
+	"github.com/atis-edu/atis-scheduler/internal/tracing"
 	"github.com/atis-edu/atis-scheduler/workers"
 	"github.com/atis-edu/atis-scheduler/workers/licenses"
 	"github.com/atis-edu/atis-scheduler/workers/links"
@@ -99,12 +101,32 @@ lets running jobs finish for up to ATIS_SOFT_STOP_TIMEOUT, cancels the rest
 
 // Run runs the daemon until ctx is cancelled.
 func (c *runCommand) Run(ctx context.Context) error {
-	return c.app.withPool(ctx, func(pool *pgxpool.Pool) error {
+	tp, err := tracing.Start(ctx, tracing.Config{Enabled: c.app.cfg.Tracing(), Version: BuildVersion(),
+		Logger: c.app.logger.With(slog.String("component", "tracing"))})
+	if err != nil {
+		return configError{err}
+	}
+	logger := c.app.logger
+	if tp.Enabled() {
+		logger = slog.New(tracing.NewHandler(logger.Handler()))
+		logger.Info("tracing on: spans go to the OTLP endpoint")
+	}
+	err = c.app.withPool(ctx, func(pool *pgxpool.Pool) error {
 		m := metrics.New(pool, BuildVersion())
-		registry, err := newRegistry(c.app.cfg, pool, m, c.app.logger)
+		registry, err := newRegistry(c.app.cfg, pool, m, logger)
 		if err != nil {
 			return err
 		}
-		return daemon.New(c.app.cfg, pool, registry, m, BuildVersion(), c.app.logger).Run(ctx)
+		return daemon.New(c.app.cfg, pool, registry, m, BuildVersion(), logger).Run(ctx)
 	})
+	// The last spans are sent after the daemon has stopped.
+	flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tracingFlushTimeout)
+	defer cancel()
+	if flushErr := tp.Shutdown(flushCtx); flushErr != nil {
+		logger.Warn("could not send the last spans", slog.String("error", flushErr.Error()))
+	}
+	return err
 }
+
+// tracingFlushTimeout bounds the export of the last spans at exit.
+const tracingFlushTimeout = 5 * time.Second

@@ -202,6 +202,27 @@ type Config struct {
 	// records wait in memory before they are written, together with the
 	// others of their flush. Defaults to 50 ms.
 	RecordFlushInterval time.Duration `env:"ATIS_RECORD_FLUSH_INTERVAL"`
+
+	// OTLPEndpoint turns tracing on: where spans go, over OTLP/HTTP
+	// (protobuf). The OpenTelemetry SDK reads it itself, with the other
+	// OTEL_* variables (headers, timeout, sampler, service name…); it is
+	// here only to say whether to trace. Defaults to none: tracing off.
+	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+
+	// OTLPTracesEndpoint is OTLPEndpoint for traces alone; either turns
+	// tracing on. Defaults to none.
+	OTLPTracesEndpoint string `env:"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"`
+
+	// OTelSDKDisabled turns tracing off whatever the endpoint
+	// (OTEL_SDK_DISABLED=true, as the specification says). Defaults to
+	// false.
+	OTelSDKDisabled bool `env:"OTEL_SDK_DISABLED"`
+}
+
+// Tracing reports whether spans are exported: an OTLP endpoint is set and
+// the SDK is not disabled.
+func (c Config) Tracing() bool {
+	return (c.OTLPEndpoint != "" || c.OTLPTracesEndpoint != "") && !c.OTelSDKDisabled
 }
 
 // Regexp is a regular expression from a setting.

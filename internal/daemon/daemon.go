@@ -27,6 +27,7 @@ import (
 	"github.com/atis-edu/atis-scheduler/internal/dashboard"
 	"github.com/atis-edu/atis-scheduler/internal/httpserver"
 	"github.com/atis-edu/atis-scheduler/internal/metrics"
+	"github.com/atis-edu/atis-scheduler/internal/tracing"
 	"github.com/atis-edu/atis-scheduler/migrations"
 	"github.com/atis-edu/atis-scheduler/scheduler"
 	"github.com/atis-edu/atis-scheduler/workers"
@@ -187,7 +188,7 @@ func (d *Daemon) build() error {
 		ID:                d.id,
 		JobTimeout:        d.cfg.JobTimeout,
 		Logger:            d.logger.With(slog.String("component", "river")),
-		Middleware:        []rivertype.Middleware{d.recorder},
+		Middleware:        d.middleware(),
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: d.cfg.Workers}},
 		RetryPolicy:       scheduler.RetryPolicy{},
 		SoftStopTimeout:   d.cfg.SoftStopTimeout,
@@ -203,6 +204,16 @@ func (d *Daemon) build() error {
 		AlertThreshold: d.cfg.FailureAlertThreshold, InstanceID: d.id, Version: d.version,
 	})
 	return nil
+}
+
+// middleware is River's: the tracing middleware first when tracing is on
+// (its job span encloses the rest), then the job_logs recorder.
+func (d *Daemon) middleware() []rivertype.Middleware {
+	var mw []rivertype.Middleware
+	if d.cfg.Tracing() {
+		mw = append(mw, tracing.RiverMiddleware()...)
+	}
+	return append(mw, d.recorder)
 }
 
 // riverUI returns River's own UI for the dashboard (ATIS_RIVER_UI), or nil

@@ -31,6 +31,14 @@ type Harness struct {
 // with the Recorder (configured by rec), polling fast as tests want.
 func NewClient(tb testing.TB, pool *pgxpool.Pool, registry *workers.Registry, rec scheduler.RecorderConfig) *river.Client[pgx.Tx] {
 	tb.Helper()
+	return newClient(tb, pool, registry, rec, nil)
+}
+
+// newClient is NewClient with middleware put before the Recorder, as the
+// daemon puts its tracing middleware.
+func newClient(tb testing.TB, pool *pgxpool.Pool, registry *workers.Registry, rec scheduler.RecorderConfig,
+	middleware []rivertype.Middleware) *river.Client[pgx.Tx] {
+	tb.Helper()
 	riverWorkers, err := registry.RiverWorkers()
 	if err != nil {
 		tb.Fatal(err)
@@ -45,7 +53,7 @@ func NewClient(tb testing.TB, pool *pgxpool.Pool, registry *workers.Registry, re
 	tb.Cleanup(recorder.Stop)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		FetchCooldown: 20 * time.Millisecond, FetchPollInterval: 50 * time.Millisecond, Logger: dbtest.Logger(),
-		Middleware: []rivertype.Middleware{recorder},
+		Middleware: append(middleware, recorder),
 		Queues:     map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}}, RetryPolicy: scheduler.RetryPolicy{},
 		TestOnly: true, Workers: riverWorkers,
 	})
@@ -58,11 +66,18 @@ func NewClient(tb testing.TB, pool *pgxpool.Pool, registry *workers.Registry, re
 // Start starts a River client working classes, with the Recorder.
 func Start(tb testing.TB, pool *pgxpool.Pool, classes ...workers.Class) *Harness {
 	tb.Helper()
+	return StartWithMiddleware(tb, pool, nil, classes...)
+}
+
+// StartWithMiddleware is Start with middleware before the Recorder (the
+// daemon's tracing middleware, say).
+func StartWithMiddleware(tb testing.TB, pool *pgxpool.Pool, middleware []rivertype.Middleware, classes ...workers.Class) *Harness {
+	tb.Helper()
 	registry, err := workers.NewRegistry(classes...)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	client := NewClient(tb, pool, registry, scheduler.RecorderConfig{})
+	client := newClient(tb, pool, registry, scheduler.RecorderConfig{}, middleware)
 	if err := client.Start(context.Background()); err != nil {
 		tb.Fatal(err)
 	}

@@ -139,12 +139,7 @@ func Close(ctx context.Context, tx pgx.Tx, ends []End) (map[Key]bool, error) {
 		RETURNING l.river_job_id, l.attempt`); err != nil {
 		return nil, err
 	}
-	var missing []End
-	for _, e := range ends {
-		if !closed[e.Key()] {
-			missing = append(missing, e)
-		}
-	}
+	missing := notIn(ends, closed)
 	if len(missing) == 0 {
 		return closed, nil
 	}
@@ -183,6 +178,18 @@ func closeEnds(ctx context.Context, tx pgx.Tx, ends []End, closed map[Key]bool, 
 		return fmt.Errorf("record attempt ends: %w", err)
 	}
 	return nil
+}
+
+// notIn returns the items whose keys are not in found: the attempts an
+// update did not find, for the insert that follows it.
+func notIn[T interface{ Key() Key }](items []T, found map[Key]bool) []T {
+	var out []T
+	for _, it := range items {
+		if !found[it.Key()] {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // addKeys adds the keys that rows (a query's result and error) return to m.
@@ -259,12 +266,7 @@ func Begin(ctx context.Context, tx pgx.Tx, starts []Start) error {
 		RETURNING l.river_job_id, l.attempt`); err != nil {
 		return err
 	}
-	var missing []Start
-	for _, st := range starts {
-		if !found[st.Key()] {
-			missing = append(missing, st)
-		}
-	}
+	missing := notIn(starts, found)
 	if len(missing) == 0 {
 		return nil
 	}

@@ -49,34 +49,23 @@ type freshener struct {
 	last    time.Time // when the last refresh started
 }
 
-// enqueued tells the freshener that n runs were committed; it starts a
-// refresh in the background when they make the statistics stale.
+// enqueued tells the freshener that n runs were committed. At most once
+// per freshenEvery, once they reach freshenAtLeast, it checks in the
+// background (not on the scheduling cycle) whether they make the
+// statistics stale, and if so refreshes them.
 func (f *freshener) enqueued(ctx context.Context, n int) {
 	if n <= 0 {
 		return
 	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.pending += n
-	due := !f.running && f.pending >= freshenAtLeast && f.now().Sub(f.last) >= freshenEvery
-	if due {
-		f.running, f.last = true, f.now() // checked at most once per freshenEvery
+	if f.running || f.pending < freshenAtLeast || f.now().Sub(f.last) < freshenEvery {
+		return
 	}
+	f.running, f.last = true, f.now()
 	pending := f.pending
-	f.mu.Unlock()
-	if !due {
-		return
-	}
-	believed, err := f.believedRows(ctx)
-	if err != nil || float64(pending) < believed/2 {
-		f.mu.Lock()
-		f.running = false
-		f.mu.Unlock()
-		return
-	}
-	f.mu.Lock()
-	f.pending = 0
-	f.mu.Unlock()
-	f.refreshing.Go(func() { f.refresh(ctx, pending, believed) }) // a stop cancels it
+	f.refreshing.Go(func() { f.refresh(ctx, pending) }) // a stop cancels it
 }
 
 // believedRows is how many rows the planner believes river_job holds (0
@@ -87,17 +76,27 @@ func (f *freshener) believedRows(ctx context.Context) (float64, error) {
 	return n, err
 }
 
-// refresh analyzes freshenTables, each in a short transaction that gives
-// up rather than wait behind a lock (a VACUUM FULL, say).
-func (f *freshener) refresh(ctx context.Context, enqueued int, believed float64) {
+// refresh analyzes freshenTables when the pending runs reach half the rows
+// the planner believes river_job holds, each table in a short transaction
+// that gives up rather than wait behind a lock (a VACUUM FULL, say).
+func (f *freshener) refresh(ctx context.Context, pending int) {
+	defer func() {
+		f.mu.Lock()
+		f.running = false
+		f.mu.Unlock()
+	}()
 	ctx, cancel := context.WithTimeout(ctx, freshenTimeout)
 	defer cancel()
-	start := time.Now()
-	err := analyze(ctx, f.pool, freshenTables)
+	believed, err := f.believedRows(ctx)
+	if err != nil || float64(pending) < believed/2 {
+		return // not stale (or not known): the runs keep counting
+	}
 	f.mu.Lock()
-	f.running = false
+	f.pending -= pending
 	f.mu.Unlock()
-	attrs := []any{slog.Int("runs_enqueued", enqueued), slog.Float64("rows_believed", believed),
+	start := time.Now()
+	err = analyze(ctx, f.pool, freshenTables)
+	attrs := []any{slog.Int("runs_enqueued", pending), slog.Float64("rows_believed", believed),
 		slog.Duration("took", time.Since(start))}
 	switch {
 	case errors.Is(err, context.Canceled): // the scheduler stopped

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,12 +67,7 @@ func env(t *testing.T) []string {
 // serverPID is the postmaster's pid, or 0 when none runs in dir.
 func serverPID(t *testing.T, dir string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0
-	}
-	require.NoError(t, err)
-	pid, err := strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
+	pid, err := localpg.ServerPID(dir)
 	require.NoError(t, err)
 	return pid
 }

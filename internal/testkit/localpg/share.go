@@ -120,22 +120,47 @@ func (c *Cluster) runningPort(ctx context.Context) (int, error) {
 
 // pidFilePort reads the port from a postmaster.pid (its fourth line).
 func pidFilePort(path string) (int, error) {
-	f, err := os.Open(path)
+	line, err := pidFileLine(path, 4)
 	if err != nil {
 		return 0, fmt.Errorf("localpg: read the running server's port: %w", err)
+	}
+	port, err := strconv.Atoi(line)
+	if err != nil || port <= 0 {
+		return 0, fmt.Errorf("localpg: %s: line 4 is not a port: %q", path, line)
+	}
+	return port, nil
+}
+
+// ServerPID is the pid of the server running in a kept cluster's
+// directory (postmaster.pid's first line), 0 when none runs there.
+func ServerPID(dir string) (int, error) {
+	line, err := pidFileLine(filepath.Join(dir, "data", "postmaster.pid"), 1)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(line)
+}
+
+// pidFileLine returns line n (from 1) of a postmaster.pid, trimmed.
+func pidFileLine(path string, n int) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
 	}
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for i := 1; s.Scan(); i++ {
-		if i == 4 {
-			port, err := strconv.Atoi(strings.TrimSpace(s.Text()))
-			if err != nil || port <= 0 {
-				return 0, fmt.Errorf("localpg: %s: line 4 is not a port: %q", path, s.Text())
-			}
-			return port, nil
+		if i == n {
+			return strings.TrimSpace(s.Text()), nil
 		}
 	}
-	return 0, fmt.Errorf("localpg: %s has no port line (the server is still starting?)", path)
+	if err := s.Err(); err != nil {
+		return "", err
+	}
+	return "", fmt.Errorf("%s has no line %d (the server is still starting?)", path, n)
 }
 
 // waitReady waits until the server on c.port answers, for at most a minute.

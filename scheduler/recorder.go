@@ -274,10 +274,8 @@ func callRecovering(ctx context.Context, doInner func(context.Context) error) (e
 }
 
 func (rec *Recorder) classify(ctx context.Context, job *rivertype.JobRow, err error) outcome {
-	var (
-		snooze *rivertype.JobSnoozeError
-		cancel *rivertype.JobCancelError
-	)
+	var snooze *rivertype.JobSnoozeError
+	cancelled, isCancel := workers.PermanentReason(err) // River's JobCancel, as workers.Permanent makes it
 	switch {
 	case err == nil:
 		return outcome{status: StatusCompleted, final: true}
@@ -289,18 +287,11 @@ func (rec *Recorder) classify(ctx context.Context, job *rivertype.JobRow, err er
 		return outcome{status: StatusCancelled, final: true, message: "cancelled from the queue (River UI or JobCancel) while it ran"}
 	case rec.cfg.Stopping() && errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return outcome{status: StatusQueued, message: "interrupted by a daemon shutdown; runs again"}
-	case errors.As(err, &cancel):
-		return outcome{status: StatusCancelled, final: true, message: cancelMessage(cancel)}
+	case isCancel:
+		return outcome{status: StatusCancelled, final: true, message: cancelled}
 	default:
 		return outcome{status: StatusFailed, final: job.Attempt >= job.MaxAttempts, message: err.Error()}
 	}
-}
-
-func cancelMessage(e *rivertype.JobCancelError) string {
-	if inner := errors.Unwrap(e); inner != nil {
-		return inner.Error()
-	}
-	return e.Error()
 }
 
 // guarded says whether the run's start must check for another run of its

@@ -51,15 +51,21 @@ type batcher struct {
 	maxRecords, maxBytes int
 	cur                  *chunk
 	at                   map[string]int // id -> index in cur
-	earlier              *idFilter      // ids of the chunks before cur
+	earlier              *idFilter      // ids of the chunks before cur; nil unless a first sync
 
 	pages, processed, failed int
 	bytes                    int64
 	invalid                  []string
 }
 
-func newBatcher(maxRecords, maxBytes int) *batcher {
-	return &batcher{maxRecords: maxRecords, maxBytes: maxBytes, at: make(map[string]int, maxRecords), earlier: newIDFilter()}
+// newBatcher returns a batcher; only a first sync (fresh: the integration
+// had no record) marks novel chunks, so only it pays for the filter.
+func newBatcher(maxRecords, maxBytes int, fresh bool) *batcher {
+	b := &batcher{maxRecords: maxRecords, maxBytes: maxBytes, at: make(map[string]int, maxRecords)}
+	if fresh {
+		b.earlier = newIDFilter()
+	}
+	return b
 }
 
 // add takes a page's records (and counts its invalid items, keeping a
@@ -75,7 +81,7 @@ func (b *batcher) add(p provider.Page, cut func(string) string) *chunk {
 		}
 	}
 	if b.cur == nil {
-		b.cur = &chunk{novel: true, firstPage: p.Number}
+		b.cur = &chunk{novel: b.earlier != nil, firstPage: p.Number}
 	}
 	c := b.cur
 	c.lastPage = p.Number
@@ -90,7 +96,7 @@ func (b *batcher) add(p provider.Page, cut func(string) string) *chunk {
 			c.payloads[i], c.hashes[i] = r.Payload, hash
 			continue
 		}
-		if b.earlier.add(r.ExternalID) {
+		if b.earlier != nil && b.earlier.add(r.ExternalID) {
 			c.novel = false
 		}
 		b.at[r.ExternalID] = len(c.ids)

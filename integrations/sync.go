@@ -299,7 +299,7 @@ func (e *Engine) pump(ctx context.Context, prov provider.Provider, req provider.
 	res *SyncResult) (b *batcher, fetchErr, writeErr error) {
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	defer stopFetch()
-	b = newBatcher(cmp.Or(e.ChunkRecords, DefaultChunkRecords), DefaultChunkBytes)
+	b = newBatcher(cmp.Or(e.ChunkRecords, DefaultChunkRecords), DefaultChunkBytes, w.fresh)
 	chunks := make(chan *chunk, 1)
 	fetched := make(chan error, 1)
 	send := func(c *chunk) error {

@@ -29,7 +29,6 @@ type writer struct {
 	// fresh: the integration had no record (live or deleted) when the sync
 	// began, so the ids of a novel chunk are in no row yet.
 	fresh  bool
-	chunks int
 	staged bool // atis_sync_chunk holds a chunk
 
 	created, updated, revived, unchanged int
@@ -119,7 +118,6 @@ func (w *writer) write(ctx context.Context, c *chunk) error {
 			return fmt.Errorf("%s: empty the stage: %w", c.where(), err)
 		}
 	}
-	w.chunks++
 	w.staged = true
 	if _, err := w.tx.CopyFrom(ctx, pgx.Identifier{"atis_sync_chunk"}, []string{"external_id", "payload", "hash"},
 		&chunkSource{c: c}); err != nil {
@@ -136,7 +134,6 @@ func (w *writer) write(ctx context.Context, c *chunk) error {
 // copyNew writes a chunk of records that are certainly new (see fresh and
 // chunk.novel) straight into integration_records: no stage, no probe.
 func (w *writer) copyNew(ctx context.Context, c *chunk) error {
-	w.chunks++
 	n, err := w.tx.CopyFrom(ctx, pgx.Identifier{"integration_records"},
 		[]string{"external_id", "payload", "payload_hash", "integration_id", "first_synced_at", "last_synced_at"},
 		&chunkSource{c: c, extra: []any{w.integrationID, w.now, w.now}})

@@ -67,7 +67,7 @@ func New(pool *pgxpool.Pool, version string) *Metrics {
 		m.syncRecords, m.retentionDeleted, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
-		m.registry.MustRegister(&poolCollector{pool: pool}, &queueCollector{pool: pool}, &stateCollector{pool: pool})
+		m.registry.MustRegister(&poolCollector{pool: pool}, &stateCollector{pool: pool})
 	}
 	return m
 }
@@ -146,27 +146,4 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(poolDesc, prometheus.GaugeValue, float64(v), state)
 	}
 	ch <- prometheus.MustNewConstMetric(poolWaitDesc, prometheus.CounterValue, s.AcquireDuration().Seconds())
-}
-
-// queueCollector counts River's jobs by state at each scrape; a database
-// that does not answer within two seconds leaves the gauge out.
-type queueCollector struct{ pool *pgxpool.Pool }
-
-func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- queueDesc }
-
-func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	rows, err := c.pool.Query(ctx, "SELECT state::text, count(*) FROM river_job GROUP BY state")
-	if err != nil {
-		return
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var state string
-		var n int64
-		if rows.Scan(&state, &n) == nil {
-			ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(n), state)
-		}
-	}
 }

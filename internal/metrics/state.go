@@ -41,6 +41,7 @@ var stateQueries = []struct {
 	desc *prometheus.Desc
 	sql  string
 }{
+	{queueDesc, `SELECT state::text, count(*)::float8 FROM river_job GROUP BY state`},
 	{heartbeatAgeDesc, `SELECT id, extract(epoch FROM now() - heartbeat_at::timestamptz)::float8 FROM scheduler_instances
 		ORDER BY id LIMIT 100`},
 	{consecutiveFailuresDesc, `SELECT id::text, name, job_class, consecutive_failures::float8 FROM scheduled_jobs
@@ -65,8 +66,8 @@ var stateQueries = []struct {
 	{retentionUnfinishedDesc, `SELECT table_name, 1::float8 FROM retention_progress ORDER BY table_name LIMIT 100`},
 }
 
-// stateCollector reads the state gauges at each scrape; a query that fails
-// or takes over two seconds leaves its gauge out, as the queue gauge does.
+// stateCollector reads the queue and state gauges at each scrape; a query
+// that fails or takes over two seconds leaves its gauge out.
 type stateCollector struct{ pool *pgxpool.Pool }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {

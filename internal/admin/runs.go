@@ -184,10 +184,15 @@ const attemptColumns = `l.id, l.river_job_id, l.scheduled_job_id, coalesce(s.nam
 
 // attemptJoins name a run's schedule (deleted ones too) and the integration
 // its parameters name: a sync run has no schedule when integration_dispatch
-// started it. The CASE keeps a non-numeric value from being cast.
+// started it.
 const attemptJoins = `LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
 	LEFT JOIN scheduler_deleted_schedules d ON d.id = l.scheduled_job_id
-	LEFT JOIN integrations i ON i.id = CASE WHEN l.payload->'parameters'->>'integration_id' ~ '^[0-9]{1,18}$'
+	` + RunIntegrationJoin
+
+// RunIntegrationJoin joins, as i, the integration that the parameters of
+// job_logs row l name (a sync run's). The CASE keeps a non-numeric value
+// from being cast.
+const RunIntegrationJoin = `LEFT JOIN integrations i ON i.id = CASE WHEN l.payload->'parameters'->>'integration_id' ~ '^[0-9]{1,18}$'
 		THEN (l.payload->'parameters'->>'integration_id')::bigint END`
 
 // Attempts lists job_logs rows newest first, at most limit. The WHERE

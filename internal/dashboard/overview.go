@@ -171,8 +171,7 @@ func (d *Dashboard) longRuns(ctx context.Context, now time.Time) ([]longRun, err
 	return query(ctx, d.cfg.Pool, pgx.RowToStructByPos[longRun], "read long runs",
 		`SELECT l.river_job_id, l.scheduled_job_id, s.name, l.job_class, l.start_time, s.last_run_duration, i.name
 		FROM job_logs l LEFT JOIN scheduled_jobs s ON s.id = l.scheduled_job_id
-		LEFT JOIN integrations i ON i.id = CASE WHEN l.payload->'parameters'->>'integration_id' ~ '^[0-9]{1,18}$'
-			THEN (l.payload->'parameters'->>'integration_id')::bigint END
+		`+admin.RunIntegrationJoin+`
 		WHERE l.status = 'processing' AND l.start_time IS NOT NULL
 		  AND l.river_job_id IS NOT NULL
 		  AND l.start_time < $1::timestamp - make_interval(secs => greatest(60, 2.0 * coalesce(s.last_run_duration, 0)))

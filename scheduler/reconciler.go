@@ -188,23 +188,45 @@ func (r *Reconciler) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if rep.Rescued, err = r.rescueDead(ctx); err != nil {
 		return rep, err
 	}
-	if rep.Closed, err = r.closeLogs(ctx); err != nil {
-		return rep, err
-	}
-	if rep.Reopened, err = r.reopenRetried(ctx); err != nil {
-		return rep, err
-	}
-	if rep.Flags, err = r.fixRunningFlags(ctx); err != nil {
+	if err := r.followQueue(ctx, &rep); err != nil {
 		return rep, err
 	}
 	if err := r.dropStaleClaims(ctx); err != nil {
 		return rep, err
 	}
+	r.report(ctx, rep)
+	return rep, nil
+}
+
+// FollowQueue is the part of a reconciliation that makes job_logs and the
+// schedules' bookkeeping follow what River's queue now says: after a
+// cancel, retry or delete made outside our workers (River UI), without the
+// rescue of dead processes and the claims clean-up a periodic pass does.
+func (r *Reconciler) FollowQueue(ctx context.Context) (ReconcileReport, error) {
+	var rep ReconcileReport
+	err := r.followQueue(ctx, &rep)
+	r.report(ctx, rep)
+	return rep, err
+}
+
+func (r *Reconciler) followQueue(ctx context.Context, rep *ReconcileReport) error {
+	var err error
+	if rep.Closed, err = r.closeLogs(ctx); err != nil {
+		return err
+	}
+	if rep.Reopened, err = r.reopenRetried(ctx); err != nil {
+		return err
+	}
+	rep.Flags, err = r.fixRunningFlags(ctx)
+	return err
+}
+
+// report logs what a reconciliation changed, if anything.
+func (r *Reconciler) report(ctx context.Context, rep ReconcileReport) {
 	if rep != (ReconcileReport{}) {
 		r.logger.InfoContext(ctx, "reconciled", slog.Int("rescued_runs", rep.Rescued),
 			slog.Int("closed_job_logs", rep.Closed), slog.Int("reopened_job_logs", rep.Reopened), slog.Int("fixed_is_running", rep.Flags))
 	}
-	return rep, nil
 }
 
 // rescueDead hands the running jobs of dead processes back to River, as

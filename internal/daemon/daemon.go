@@ -116,7 +116,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ui := dashboard.New(dashboard.Config{Pool: d.pool, Registry: d.registry, Runner: d.scheduler,
 		Token: string(d.cfg.UIToken), Addr: d.cfg.HTTPAddr, Logger: d.logger.With(slog.String("component", "dashboard")),
 		HTTPS: d.cfg.HTTPS, TrustedProxies: d.cfg.Proxies(), Location: loc, RiverUI: riverUI,
-		Reconcile: func(ctx context.Context) error { _, err := d.reconciler.Reconcile(ctx); return err }})
+		Reconcile: func(ctx context.Context) error { _, err := d.reconciler.FollowQueue(ctx); return err }})
 	d.http, err = httpserver.Listen(d.cfg.HTTPAddr, d.Ready, d.metrics.Handler(), d.logger, httpserver.WithUI(ui))
 	if err != nil {
 		return err

@@ -102,8 +102,8 @@ type Config struct {
 	RiverUI http.Handler
 
 	// Reconcile makes job_logs and the schedules' bookkeeping agree with
-	// River's queue (the reconciler's pass); it runs after each River UI
-	// request that changes jobs. Defaults to none: the next periodic pass
+	// River's queue (scheduler.Reconciler.FollowQueue); it runs after each
+	// River UI request that changes jobs. Defaults to none: the next periodic pass
 	// does it.
 	Reconcile func(context.Context) error
 

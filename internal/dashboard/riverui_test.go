@@ -58,7 +58,7 @@ func setupRiverUI(t *testing.T, start bool) *riverUIBundle {
 	ui, err := dashboard.RiverUI(uiCtx, rc, dbtest.Logger())
 	require.NoError(t, err)
 	b.srv = serve(t, dashboard.Config{Pool: pool, Runner: b.harness.Scheduler, Token: testToken, Addr: "127.0.0.1:9464", RiverUI: ui,
-		Reconcile: func(ctx context.Context) error { _, err := reconciler.Reconcile(ctx); return err }})
+		Reconcile: func(ctx context.Context) error { _, err := reconciler.FollowQueue(ctx); return err }})
 	b.http = client(t)
 	code, _ := login(t, b.http, b.srv.URL, testToken, "River Operator")
 	require.Equal(t, http.StatusSeeOther, code)

@@ -54,13 +54,12 @@ func (d *Dispatcher) send(ctx context.Context, t target, p Provider, s Settings,
 			req.Notifications = append(req.Notifications, c.Notification)
 		}
 		r.Messages++
-		err := deliver(ctx, p, t, req, g)
+		msg, err := deliver(ctx, p, t, req, g)
 		if err == nil {
 			d.record(ctx, t, r, d.markDelivered(ctx, g))
 			r.Delivered += len(g)
 			continue
 		}
-		msg := redact.Credentials(t.Credentials).Cut(err.Error())
 		if r.Error == "" {
 			r.Error = msg
 		}
@@ -85,18 +84,20 @@ func (d *Dispatcher) send(ctx context.Context, t target, p Provider, s Settings,
 }
 
 // deliver sends one message under a span naming the integration, its
-// provider, the deliveries and their attempt; the error it records is cut
-// of the integration's credentials.
-func deliver(ctx context.Context, p Provider, t target, req Request, g []claimed) error {
+// provider, the deliveries and their attempt. A failure comes back with its
+// message cut of the integration's credentials, as the span records it.
+func deliver(ctx context.Context, p Provider, t target, req Request, g []claimed) (string, error) {
 	ctx, span := tracer().Start(ctx, "atis.delivery", trace.WithAttributes(attribute.Int64("atis.integration_id", t.ID),
 		attribute.String("atis.provider", t.Provider), attribute.Int("atis.notifications", len(g)),
 		attribute.Int("atis.attempt", int(g[0].Attempt)), attribute.Bool("atis.digest", req.Digest)))
 	defer span.End()
 	err := p.Deliver(ctx, req)
-	if err != nil {
-		span.SetStatus(codes.Error, redact.Text(redact.Credentials(t.Credentials).Cut(err.Error())))
+	if err == nil {
+		return "", nil
 	}
-	return err
+	msg := redact.Credentials(t.Credentials).Cut(err.Error())
+	span.SetStatus(codes.Error, redact.Text(msg))
+	return msg, err
 }
 
 // record keeps the first error of recording a send's outcome.

@@ -47,31 +47,25 @@ func Deliveries(ctx context.Context, db DB, f DeliveryFilter, limit int) ([]Deli
 	if f.Status != "" && !slices.Contains(DeliveryStatuses, f.Status) {
 		return nil, fmt.Errorf("delivery status %q is not one of %s", f.Status, strings.Join(DeliveryStatuses, ", "))
 	}
-	var conds []string
-	var args []any
-	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	var w filter
 	if f.IntegrationID != 0 {
-		conds = append(conds, "d.integration_id = "+arg(f.IntegrationID))
+		w.add("d.integration_id = " + w.arg(f.IntegrationID))
 	}
 	if f.NotificationID != 0 {
-		conds = append(conds, "d.notification_id = "+arg(f.NotificationID))
+		w.add("d.notification_id = " + w.arg(f.NotificationID))
 	}
 	if f.Status != "" {
-		conds = append(conds, "d.status = "+arg(f.Status))
+		w.add("d.status = " + w.arg(f.Status))
 	}
 	if f.Before > 0 {
-		conds = append(conds, "d.id < "+arg(f.Before))
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = "WHERE " + strings.Join(conds, " AND ")
+		w.add("d.id < " + w.arg(f.Before))
 	}
 	rows, err := db.Query(ctx, `SELECT d.id, d.notification_id, n.title, d.integration_id, i.name, d.status, d.attempts, d.last_error,
 			d.next_attempt_at, d.delivered_at, d.created_at, d.updated_at
 		FROM notification_deliveries d
 		LEFT JOIN system_notifications n ON n.id = d.notification_id
-		LEFT JOIN integrations i ON i.id = d.integration_id `+where+`
-		ORDER BY d.id DESC LIMIT `+strconv.Itoa(max(limit, 1)), args...)
+		LEFT JOIN integrations i ON i.id = d.integration_id `+w.where()+`
+		ORDER BY d.id DESC LIMIT `+strconv.Itoa(max(limit, 1)), w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}

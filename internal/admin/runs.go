@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -199,39 +198,33 @@ const RunIntegrationJoin = `LEFT JOIN integrations i ON i.id = CASE WHEN l.paylo
 // clause holds only the filters given, so that each shape gets its own plan
 // (and index).
 func Attempts(ctx context.Context, db DB, f AttemptFilter, limit int) ([]AttemptRow, error) {
-	var conds []string
-	var args []any
-	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	var w filter
 	switch {
 	case len(f.ScheduleIDs) == 1: // the index on (scheduled_job_id, id) gives the order
-		conds = append(conds, "l.scheduled_job_id = "+arg(f.ScheduleIDs[0]))
+		w.add("l.scheduled_job_id = " + w.arg(f.ScheduleIDs[0]))
 	case f.ScheduleIDs != nil:
-		conds = append(conds, "l.scheduled_job_id = ANY("+arg(f.ScheduleIDs)+")")
+		w.add("l.scheduled_job_id = ANY(" + w.arg(f.ScheduleIDs) + ")")
 	}
 	if f.Class != "" {
-		conds = append(conds, "l.job_class = "+arg(f.Class))
+		w.add("l.job_class = " + w.arg(f.Class))
 	}
 	if len(f.ExcludeClasses) > 0 {
-		conds = append(conds, "l.job_class <> ALL("+arg(f.ExcludeClasses)+")")
+		w.add("l.job_class <> ALL(" + w.arg(f.ExcludeClasses) + ")")
 	}
 	if f.Status != "" {
-		conds = append(conds, "l.status = "+arg(f.Status))
+		w.add("l.status = " + w.arg(f.Status))
 	}
 	if !f.From.IsZero() {
-		conds = append(conds, "l.start_time >= "+arg(f.From.UTC()))
+		w.add("l.start_time >= " + w.arg(f.From.UTC()))
 	}
 	if !f.To.IsZero() {
-		conds = append(conds, "l.start_time < "+arg(f.To.UTC()))
+		w.add("l.start_time < " + w.arg(f.To.UTC()))
 	}
 	if f.Before > 0 {
-		conds = append(conds, "l.id < "+arg(f.Before))
+		w.add("l.id < " + w.arg(f.Before))
 	}
-	where := ""
-	if len(conds) > 0 {
-		where = "WHERE " + strings.Join(conds, " AND ")
-	}
-	rows, err := db.Query(ctx, `SELECT `+attemptColumns+` FROM job_logs l `+attemptJoins+` `+where+`
-		ORDER BY l.id DESC LIMIT `+strconv.Itoa(limit), args...)
+	rows, err := db.Query(ctx, `SELECT `+attemptColumns+` FROM job_logs l `+attemptJoins+` `+w.where()+`
+		ORDER BY l.id DESC LIMIT `+strconv.Itoa(limit), w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}

@@ -125,26 +125,25 @@ func Schedules(ctx context.Context, db DB, q ScheduleQuery) ([]Schedule, error) 
 	if !ok {
 		key = Sorts["next"]
 	}
-	conds, args := []string{"true"}, []any{}
-	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	var w filter
 	if q.Invalid != nil {
-		conds = append(conds, map[bool]string{true: "schedule_error IS NOT NULL", false: "schedule_error IS NULL"}[*q.Invalid])
+		w.add(map[bool]string{true: "schedule_error IS NOT NULL", false: "schedule_error IS NULL"}[*q.Invalid])
 	}
 	if q.Class != "" {
-		conds = append(conds, "job_class = "+arg(q.Class))
+		w.add("job_class = " + w.arg(q.Class))
 	}
 	if q.Name != "" {
-		conds = append(conds, "name ILIKE "+arg("%"+likeEscape(q.Name)+"%"))
+		w.add("name ILIKE " + w.arg("%"+likeEscape(q.Name)+"%"))
 	}
 	if q.After != "" && q.AfterID > 0 {
-		conds = append(conds, fmt.Sprintf("(%s, id) > (%s%s, %s)", key[0], arg(q.After), key[1], arg(q.AfterID)))
+		w.add(fmt.Sprintf("(%s, id) > (%s%s, %s)", key[0], w.arg(q.After), key[1], w.arg(q.AfterID)))
 	}
 	limit := ""
 	if q.Limit > 0 {
 		limit = " LIMIT " + strconv.Itoa(q.Limit)
 	}
-	rows, err := db.Query(ctx, `SELECT `+scheduleColumns+` FROM scheduled_jobs WHERE `+strings.Join(conds, " AND ")+
-		` ORDER BY `+key[0]+`, id`+limit, args...)
+	rows, err := db.Query(ctx, `SELECT `+scheduleColumns+` FROM scheduled_jobs `+w.where()+
+		` ORDER BY `+key[0]+`, id`+limit, w.args...)
 	if err != nil {
 		return nil, fmt.Errorf("list schedules: %w", err)
 	}

@@ -41,6 +41,7 @@ const (
 	DefaultFetchCooldown         = 10 * time.Millisecond
 	DefaultFetchPollInterval     = time.Second
 	DefaultRecordFlushInterval   = scheduler.DefaultRecordFlushInterval
+	DefaultRiverJobRetention     = 24 * time.Hour
 	DefaultDBTimeZone            = "UTC"
 	DefaultRiverUI               = SwitchOn
 	// MaxDefaultDBConns caps the pool size derived from ATIS_WORKERS.
@@ -202,6 +203,14 @@ type Config struct {
 	// records wait in memory before they are written, together with the
 	// others of their flush. Defaults to 50 ms.
 	RecordFlushInterval time.Duration `env:"ATIS_RECORD_FLUSH_INTERVAL"`
+
+	// RiverJobRetention is how long River keeps a finished job (completed,
+	// cancelled or discarded) in river_job before its job cleaner deletes
+	// it. job_logs is the permanent record of every attempt; River's copy
+	// serves River UI and lets the reconciler settle a run whose outcome a
+	// crash kept out of job_logs. Defaults to 24 hours (River's own default
+	// for completed and cancelled jobs; it keeps discarded ones 7 days).
+	RiverJobRetention time.Duration `env:"ATIS_RIVER_JOB_RETENTION"`
 
 	// OTLPEndpoint turns tracing on: where spans go, over OTLP/HTTP
 	// (protobuf). The OpenTelemetry SDK reads it itself, with the other
@@ -367,6 +376,7 @@ var Ranges = []Range{
 	{"ATIS_FETCH_COOLDOWN", int64(time.Millisecond), int64(time.Minute)}, // and at most ATIS_FETCH_POLL_INTERVAL
 	{"ATIS_FETCH_POLL_INTERVAL", int64(time.Millisecond), int64(time.Minute)},
 	{"ATIS_RECORD_FLUSH_INTERVAL", int64(time.Millisecond), int64(time.Hour)},
+	{"ATIS_RIVER_JOB_RETENTION", int64(time.Minute), int64(30 * 24 * time.Hour)},
 }
 
 // explicitZeros lists the fields of the ranged settings whose variable is
@@ -432,6 +442,7 @@ func (c Config) WithDefaults() Config {
 	c.FetchCooldown = cmp.Or(c.FetchCooldown, DefaultFetchCooldown)
 	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, DefaultFetchPollInterval)
 	c.RecordFlushInterval = cmp.Or(c.RecordFlushInterval, DefaultRecordFlushInterval)
+	c.RiverJobRetention = cmp.Or(c.RiverJobRetention, DefaultRiverJobRetention)
 	c.RiverUI = cmp.Or(c.RiverUI, DefaultRiverUI)
 	return c
 }

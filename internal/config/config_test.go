@@ -99,6 +99,8 @@ func TestLoad(t *testing.T) {
 				{Prefix: netip.MustParsePrefix("::1/128")}}})},
 		{name: "BadTrustedProxy", env: []string{"ATIS_TRUSTED_PROXIES=proxy.example"}, wantErr: `ATIS_TRUSTED_PROXIES="proxy.example" is not a valid list of IP addresses or CIDR ranges`},
 		{name: "BadRedactPattern", env: []string{"ATIS_REDACT_PATTERNS=ok (unclosed"}, wantErr: `ATIS_REDACT_PATTERNS="ok (unclosed" is not a valid list of regular expressions separated by spaces`},
+		{name: "RiverJobRetention", env: []string{"ATIS_RIVER_JOB_RETENTION=5m"}, want: defaults(config.Config{RiverJobRetention: 5 * time.Minute})},
+		{name: "RiverJobRetentionForever", env: []string{"ATIS_RIVER_JOB_RETENTION=-1ns"}, wantErr: "ATIS_RIVER_JOB_RETENTION=-1ns is out of range: it must be between 1m and 720h"},
 		{name: "JobTimeoutTooLong", env: []string{"ATIS_JOB_TIMEOUT=9000h"}, wantErr: "ATIS_JOB_TIMEOUT=9000h is out of range: it must be between 1s and 168h"},
 		{name: "AppKey", env: []string{"ATIS_APP_KEY=" + appKey}, want: defaults(config.Config{AppKey: key})},
 		{name: "AppKeyRaw", env: []string{"ATIS_APP_KEY=0123456789abcdef0123456789abcdef"}, want: defaults(config.Config{AppKey: key})},
@@ -172,6 +174,7 @@ func defaults(c config.Config) config.Config {
 	set(&c.FetchCooldown, 10*time.Millisecond)
 	set(&c.FetchPollInterval, time.Second)
 	set(&c.RecordFlushInterval, 50*time.Millisecond)
+	set(&c.RiverJobRetention, 24*time.Hour)
 	if c.RiverUI == "" {
 		c.RiverUI = config.SwitchOn
 	}

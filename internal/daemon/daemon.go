@@ -183,16 +183,21 @@ func (d *Daemon) build() error {
 		InstanceID: d.id, Observer: d.metrics, Stopping: d.stopping.Load,
 	})
 	d.river, err = river.NewClient(riverpgxv5.New(d.pool), &river.Config{
-		FetchCooldown:     d.cfg.FetchCooldown,
-		FetchPollInterval: d.cfg.FetchPollInterval,
-		ID:                d.id,
-		JobTimeout:        d.cfg.JobTimeout,
-		Logger:            d.logger.With(slog.String("component", "river")),
-		Middleware:        d.middleware(),
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: d.cfg.Workers}},
-		RetryPolicy:       scheduler.RetryPolicy{},
-		SoftStopTimeout:   d.cfg.SoftStopTimeout,
-		Workers:           riverWorkers,
+		// River's job cleaner (run by the elected leader) deletes finished
+		// jobs older than these; job_logs keeps every attempt for good.
+		CancelledJobRetentionPeriod: d.cfg.RiverJobRetention,
+		CompletedJobRetentionPeriod: d.cfg.RiverJobRetention,
+		DiscardedJobRetentionPeriod: d.cfg.RiverJobRetention,
+		FetchCooldown:               d.cfg.FetchCooldown,
+		FetchPollInterval:           d.cfg.FetchPollInterval,
+		ID:                          d.id,
+		JobTimeout:                  d.cfg.JobTimeout,
+		Logger:                      d.logger.With(slog.String("component", "river")),
+		Middleware:                  d.middleware(),
+		Queues:                      map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: d.cfg.Workers}},
+		RetryPolicy:                 scheduler.RetryPolicy{},
+		SoftStopTimeout:             d.cfg.SoftStopTimeout,
+		Workers:                     riverWorkers,
 	})
 	if err != nil {
 		return fmt.Errorf("create river client: %w", err)

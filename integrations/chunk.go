@@ -123,9 +123,10 @@ func (b *batcher) flush() *chunk {
 }
 
 // chunkSource is a chunk as pgx.CopyFromSource: id, payload and hash of
-// each record, then the extra values.
+// each record (of those at the indexes only, if any), then the extra values.
 type chunkSource struct {
 	c     *chunk
+	only  []int
 	extra []any
 	i     int
 	vals  []any
@@ -133,11 +134,17 @@ type chunkSource struct {
 
 func (s *chunkSource) Next() bool {
 	s.i++
+	if s.only != nil {
+		return s.i <= len(s.only)
+	}
 	return s.i <= s.c.len()
 }
 
 func (s *chunkSource) Values() ([]any, error) {
 	i := s.i - 1
+	if s.only != nil {
+		i = s.only[i]
+	}
 	s.vals = append(append(s.vals[:0], s.c.ids[i], s.c.payloads[i], s.c.hashes[i]), s.extra...)
 	return s.vals, nil
 }

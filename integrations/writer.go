@@ -3,6 +3,7 @@ package integrations
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,12 +15,14 @@ import (
 // one transaction, which finish commits once the last page has arrived: a
 // sync that fails or is cancelled midway rolls back and changes nothing.
 //
-// Each chunk is COPYed into a temporary table and written with one
-// statement: new records by a plain INSERT, changed or deleted ones by an
-// upsert, unchanged ones not at all (their ids go to a second temporary
-// table, which a full sync's deletion pass and the counts need). Records
-// written by this sync carry its timestamp in last_synced_at, which tells a
-// record seen again later in the same sync from one seen for the first time.
+// Each chunk's ids and hashes are looked up in one statement (probeSQL),
+// which answers, for each record already stored, its row id and how it
+// compares. New records are then COPYed into integration_records, changed
+// or deleted ones upserted, and unchanged ones not written at all: their row
+// ids go to seen, a bitmap in memory (~130 KB a million records), which the
+// counts and a full sync's deletion pass need. Records written by this sync carry its timestamp in
+// last_synced_at, which tells a record seen again later in the same sync
+// from one seen for the first time.
 type writer struct {
 	tx            pgx.Tx
 	integrationID int64
@@ -28,24 +31,32 @@ type writer struct {
 	liveAtStart   int       // records not deleted when the sync began (full syncs)
 	// fresh: the integration had no record (live or deleted) when the sync
 	// began, so the ids of a novel chunk are in no row yet.
-	fresh  bool
-	staged bool // atis_sync_chunk holds a chunk
+	fresh bool
+	// seen holds the row ids of the records counted unchanged: stored, live,
+	// and not written by this sync.
+	seen *idSet
 
+	probed                               []probed // the chunk's lookup, reused
 	created, updated, revived, unchanged int
 }
 
-// openWriter prepares tx: settings, the temporary tables, and a lock that
-// keeps the integration (whose records have no foreign key, see migration
-// 00007) from being deleted while its records go in.
+// probed is what probeSQL found of a chunk's record.
+type probed struct {
+	found, same, deleted, again bool
+	id                          int64
+}
+
+// openWriter prepares tx: settings, and a lock that keeps the integration
+// (whose records have no foreign key, see migration 00007) from being
+// deleted while its records go in.
 func openWriter(ctx context.Context, tx pgx.Tx, integrationID int64, full bool) (*writer, error) {
-	w := &writer{tx: tx, integrationID: integrationID, full: full, now: time.Now().UTC().Truncate(time.Microsecond)}
-	// jit: each chunk's statement costs more than jit_above_cost and was
-	// compiled anew every time (~90 ms a chunk). The transaction idles
+	w := &writer{tx: tx, integrationID: integrationID, full: full, now: time.Now().UTC().Truncate(time.Microsecond), seen: newIDSet()}
+	// jit: a chunk's statements can cost more than jit_above_cost (a
+	// lookup costs ~6 a record: from ~17,000 records on) and would be
+	// compiled anew each time (~90 ms a chunk). The transaction idles
 	// between chunks while a slow or rate-limited provider is waited for: a
 	// server-wide idle_in_transaction_session_timeout must not end it.
-	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'; SET LOCAL jit = off; SET LOCAL idle_in_transaction_session_timeout = 0;
-		CREATE TEMP TABLE atis_sync_chunk (external_id text NOT NULL, payload jsonb NOT NULL, hash text NOT NULL) ON COMMIT DROP;
-		CREATE TEMP TABLE atis_sync_unchanged (external_id text PRIMARY KEY) ON COMMIT DROP`); err != nil {
+	if _, err := tx.Exec(ctx, `SET LOCAL jit = off; SET LOCAL idle_in_transaction_session_timeout = 0`); err != nil {
 		return nil, fmt.Errorf("prepare the sync's transaction: %w", err)
 	}
 	var alive bool
@@ -69,74 +80,114 @@ func openWriter(ctx context.Context, tx pgx.Tx, integrationID int64, full bool) 
 	return w, nil
 }
 
-// writeChunkSQL writes the staged chunk ($1 the integration, $2 the sync's
-// timestamp) and counts, of the records not yet seen by this sync, those
-// created, updated, revived (updated from deleted) and unchanged; the last
-// count is net of unchanged records this chunk changes.
+// probeSQL looks up a chunk's records ($2 the ids, $3 their hashes) in
+// integration $1 and answers, for each one stored, its place in the chunk
+// (from 1), its row id, whether its hash is the same, whether it is
+// deleted, and whether this sync ($4 its timestamp) wrote it.
 //
-// Each staged record probes the unique index for its stored version: the
-// LATERAL … LIMIT 1 keeps that plan whatever the statistics of
-// integration_records say (with stale ones the planner once read all of
-// an integration's records for every chunk).
-const writeChunkSQL = `WITH cmp AS (
-		SELECT s.external_id, s.payload, s.hash, r.id IS NOT NULL AS existed, r.last_synced_at = $2 AS again,
-			r.payload_hash IS DISTINCT FROM s.hash OR r.deleted_at IS NOT NULL AS dirty, r.deleted_at IS NOT NULL AS was_deleted
-		FROM atis_sync_chunk s LEFT JOIN LATERAL (
-			SELECT id, payload_hash, deleted_at, last_synced_at FROM integration_records r
-			WHERE r.integration_id = $1 AND r.external_id = s.external_id LIMIT 1) r ON true
-	), created AS (
-		INSERT INTO integration_records (integration_id, external_id, payload, payload_hash, first_synced_at, last_synced_at)
-		SELECT $1, external_id, payload, hash, $2, $2 FROM cmp WHERE NOT existed
-		RETURNING 1
-	), changed AS (
-		INSERT INTO integration_records AS r (integration_id, external_id, payload, payload_hash, first_synced_at, last_synced_at)
-		SELECT $1, external_id, payload, hash, $2, $2 FROM cmp WHERE existed AND dirty
-		ON CONFLICT (integration_id, external_id) DO UPDATE SET payload = EXCLUDED.payload, payload_hash = EXCLUDED.payload_hash,
-			last_synced_at = EXCLUDED.last_synced_at, deleted_at = NULL
-		RETURNING 1
-	), no_longer_unchanged AS (
-		DELETE FROM atis_sync_unchanged u USING cmp WHERE u.external_id = cmp.external_id AND cmp.existed AND cmp.dirty
-		RETURNING 1
-	), unchanged AS (
-		INSERT INTO atis_sync_unchanged (external_id) SELECT external_id FROM cmp WHERE existed AND NOT dirty AND NOT again
-		ON CONFLICT DO NOTHING
-		RETURNING 1
-	)
-	SELECT (SELECT count(*) FROM created),
-		(SELECT count(*) FROM cmp WHERE existed AND dirty AND NOT again),
-		(SELECT count(*) FROM cmp WHERE existed AND was_deleted AND NOT again),
-		(SELECT count(*) FROM unchanged) - (SELECT count(*) FROM no_longer_unchanged)`
+// Each record probes the unique index for its stored version: the LATERAL
+// … LIMIT 1 keeps that plan whatever the statistics of integration_records
+// say (with stale ones the planner once read all of an integration's
+// records for every chunk; a plain external_id = ANY($2) can do the same,
+// scanning the integration's records with the array as a filter).
+const probeSQL = `SELECT s.i, r.id, r.payload_hash = s.hash, r.deleted_at IS NOT NULL, r.last_synced_at = $4
+	FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS s(external_id, hash, i)
+	CROSS JOIN LATERAL (SELECT id, payload_hash, deleted_at, last_synced_at FROM integration_records r
+		WHERE r.integration_id = $1 AND r.external_id = s.external_id LIMIT 1) r`
+
+// upsertSQL writes records that are stored ($3 ids, $4 payloads, $5
+// hashes) in integration $1 with this sync's timestamp $2, alive. The
+// conflict's arbiter is the unique index, whatever the statistics: one
+// probe per record.
+const upsertSQL = `INSERT INTO integration_records AS r (integration_id, external_id, payload, payload_hash, first_synced_at, last_synced_at)
+	SELECT $1, s.external_id, s.payload, s.hash, $2, $2 FROM unnest($3::text[], $4::jsonb[], $5::text[]) AS s(external_id, payload, hash)
+	ON CONFLICT (integration_id, external_id) DO UPDATE SET payload = EXCLUDED.payload, payload_hash = EXCLUDED.payload_hash,
+		last_synced_at = EXCLUDED.last_synced_at, deleted_at = NULL`
 
 // write writes one chunk.
 func (w *writer) write(ctx context.Context, c *chunk) error {
 	if w.fresh && c.novel {
-		return w.copyNew(ctx, c)
+		return w.copyNew(ctx, c, nil)
 	}
-	if w.staged {
-		// In place: the table was created in this transaction.
-		if _, err := w.tx.Exec(ctx, "TRUNCATE atis_sync_chunk"); err != nil {
-			return fmt.Errorf("%s: empty the stage: %w", c.where(), err)
+	if err := w.probe(ctx, c); err != nil {
+		return err
+	}
+	// Of the records not yet seen by this sync, count those created,
+	// updated, revived (updated from deleted) and unchanged; an unchanged
+	// record seen again changed is updated instead.
+	var news []int
+	var ids []string
+	var payloads [][]byte
+	var hashes []string
+	for i, p := range w.probed {
+		switch {
+		case !p.found:
+			news = append(news, i)
+			continue
+		case p.again && p.same:
+			continue // written by this sync, as it is now
+		case p.again: // written by this sync, changed since: counted then
+		case p.same && !p.deleted:
+			if w.seen.add(p.id) {
+				w.unchanged++
+			}
+			continue
+		default:
+			if w.seen.remove(p.id) {
+				w.unchanged--
+			}
+			w.updated++
+			if p.deleted {
+				w.revived++
+			}
+		}
+		ids, payloads, hashes = append(ids, c.ids[i]), append(payloads, c.payloads[i]), append(hashes, c.hashes[i])
+	}
+	if len(news) > 0 {
+		if err := w.copyNew(ctx, c, news); err != nil {
+			return err
 		}
 	}
-	w.staged = true
-	if _, err := w.tx.CopyFrom(ctx, pgx.Identifier{"atis_sync_chunk"}, []string{"external_id", "payload", "hash"},
-		&chunkSource{c: c}); err != nil {
-		return fmt.Errorf("%s: stage records: %w", c.where(), err)
+	if len(ids) > 0 {
+		if _, err := w.tx.Exec(ctx, upsertSQL, w.integrationID, w.now, ids, payloads, hashes); err != nil {
+			return fmt.Errorf("%s: write records: %w", c.where(), err)
+		}
 	}
-	var created, updated, revived, unchanged int
-	if err := w.tx.QueryRow(ctx, writeChunkSQL, w.integrationID, w.now).Scan(&created, &updated, &revived, &unchanged); err != nil {
-		return fmt.Errorf("%s: write records: %w", c.where(), err)
-	}
-	w.created, w.updated, w.revived, w.unchanged = w.created+created, w.updated+updated, w.revived+revived, w.unchanged+unchanged
 	return nil
 }
 
-// copyNew writes a chunk of records that are certainly new (see fresh and
-// chunk.novel) straight into integration_records: no stage, no probe.
-func (w *writer) copyNew(ctx context.Context, c *chunk) error {
+// probe fills w.probed with what probeSQL finds of c's records.
+func (w *writer) probe(ctx context.Context, c *chunk) error {
+	w.probed = slices.Grow(w.probed[:0], c.len())[:c.len()]
+	clear(w.probed)
+	rows, err := w.tx.Query(ctx, probeSQL, w.integrationID, c.ids, c.hashes, w.now)
+	if err != nil {
+		return fmt.Errorf("%s: look up records: %w", c.where(), err)
+	}
+	var i int64
+	var p probed
+	_, err = pgx.ForEachRow(rows, []any{&i, &p.id, &p.same, &p.deleted, &p.again}, func() error {
+		if i < 1 || i > int64(c.len()) {
+			return fmt.Errorf("record %d of %d", i, c.len())
+		}
+		p.found = true
+		w.probed[i-1] = p
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: look up records: %w", c.where(), err)
+	}
+	return nil
+}
+
+// copyNew writes records of c that are certainly new straight into
+// integration_records (those at the indexes only, if any): a chunk of a
+// first sync that is novel (see fresh and chunk.novel), or the records no
+// probe found.
+func (w *writer) copyNew(ctx context.Context, c *chunk, only []int) error {
 	n, err := w.tx.CopyFrom(ctx, pgx.Identifier{"integration_records"},
 		[]string{"external_id", "payload", "payload_hash", "integration_id", "first_synced_at", "last_synced_at"},
-		&chunkSource{c: c, extra: []any{w.integrationID, w.now, w.now}})
+		&chunkSource{c: c, only: only, extra: []any{w.integrationID, w.now, w.now}})
 	if err != nil {
 		return fmt.Errorf("%s: write new records: %w", c.where(), err)
 	}
@@ -160,14 +211,29 @@ func (w *writer) markDeleted(ctx context.Context) (int, error) {
 	case seenLive == w.liveAtStart:
 		return 0, nil
 	}
-	// Statistics let the planner choose between probing the unchanged ids'
-	// index and hashing them; either is linear.
-	if _, err := w.tx.Exec(ctx, "ANALYZE atis_sync_unchanged"); err != nil {
-		return 0, fmt.Errorf("analyze the unchanged records: %w", err)
+	// The live records this sync did not write, less those it found
+	// unchanged: each is read once, whichever plan reads them.
+	rows, err := w.tx.Query(ctx, `SELECT id FROM integration_records
+		WHERE integration_id = $1 AND deleted_at IS NULL AND last_synced_at <> $2`, w.integrationID, w.now)
+	if err != nil {
+		return 0, fmt.Errorf("find deleted records: %w", err)
 	}
-	tag, err := w.tx.Exec(ctx, `UPDATE integration_records r SET deleted_at = $2
-		WHERE r.integration_id = $1 AND r.deleted_at IS NULL AND r.last_synced_at <> $2
-		  AND NOT EXISTS (SELECT 1 FROM atis_sync_unchanged u WHERE u.external_id = r.external_id)`, w.integrationID, w.now)
+	var gone []int64
+	var id int64
+	if _, err := pgx.ForEachRow(rows, []any{&id}, func() error {
+		if !w.seen.has(id) {
+			gone = append(gone, id)
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("find deleted records: %w", err)
+	}
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	// Through the primary key, or with the array hashed as a filter: linear
+	// either way.
+	tag, err := w.tx.Exec(ctx, `UPDATE integration_records SET deleted_at = $2 WHERE id = ANY($1)`, gone, w.now)
 	if err != nil {
 		return 0, fmt.Errorf("mark deleted records: %w", err)
 	}

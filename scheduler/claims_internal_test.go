@@ -135,3 +135,38 @@ func TestClaimsReadTheWaitingOnce(t *testing.T) {
 		require.Equal(t, i == 0, busy[req.jobID], "schedule %d", req.scheduledJobID)
 	}
 }
+
+// TestReleasingClaimsReadsEachOnce: releasing 500 attempts' claims while
+// 10,000 are held, on statistics taken when none was, finds each claim
+// through its schedule, not by reading them all. Joined on river_job_id
+// (no index) it read every claim per attempt, and a burst of 10,000 runs
+// that started together spent ~20 s releasing on a database that had lived
+// (issue 18).
+func TestReleasingClaimsReadsEachOnce(t *testing.T) {
+	t.Parallel()
+	const held, released = 10_000, 500
+	ctx := context.Background()
+	url := dbtest.NewURL(t)
+	pool := dbtest.Pool(t, url)
+	_, err := pool.Exec(ctx, `ANALYZE scheduler_run_claims`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `INSERT INTO scheduler_run_claims (scheduled_job_id, river_job_id, attempt) SELECT 100000 + g, g, 1 FROM generate_series(1, $1::int) g`, held)
+	require.NoError(t, err)
+	var ends []record
+	for i := 1; i <= released; i++ {
+		job := int64(i * (held / released))
+		ends = append(ends, record{run: run{job: &rivertype.JobRow{ID: job, Attempt: 1},
+			args: workers.Args{ScheduledJobID: 100000 + job}, meta: runqueue.Metadata{OverlapPolicy: runqueue.OverlapSkip}}})
+	}
+	explained := dbtest.NewExplained(t, url)
+	tx, err := explained.Conn.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	explained.Work(t)
+	require.NoError(t, releaseClaims(ctx, tx, ends))
+	work := explained.Work(t)
+	require.LessOrEqual(t, work, int64(8*released), "releasing %d of %d claims handled %d rows", released, held, work)
+	require.NoError(t, tx.Commit(ctx))
+	require.Equal(t, held-released, dbtest.Scalar[int](t, pool, "SELECT count(*) FROM scheduler_run_claims"))
+	require.Zero(t, dbtest.Scalar[int](t, pool, "SELECT count(*) FROM scheduler_run_claims WHERE river_job_id % $1 = 0", held/released))
+}

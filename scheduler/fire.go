@@ -30,6 +30,7 @@ const (
 // so that one bad row still cannot hold up the others.
 func (s *Scheduler) enqueueDue(ctx context.Context, paused []string, backoff []int64) (fired, enqueued int, more bool, err error) {
 	now := s.cfg.Now().UTC()
+	var done []firing
 	err = inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var due []row
 		due, more, err = s.claim(ctx, tx, `is_active AND NOT needs_plan AND next_run_at <= $2
@@ -43,7 +44,7 @@ func (s *Scheduler) enqueueDue(ctx context.Context, paused []string, backoff []i
 		if len(due) == 0 {
 			return nil
 		}
-		if fired, enqueued, err = s.inBatch(ctx, tx, due, now, "enqueue", s.fire); err != nil {
+		if fired, enqueued, done, err = s.inBatch(ctx, tx, due, now, "enqueue", s.fire); err != nil {
 			return err
 		}
 		return s.fault("before_commit")
@@ -51,9 +52,16 @@ func (s *Scheduler) enqueueDue(ctx context.Context, paused []string, backoff []i
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("enqueue due schedules: %w", err)
 	}
+	s.committed(ctx, done, enqueued)
+	return fired, enqueued, more, nil
+}
+
+// committed tells metrics, the log and the freshener what a committed
+// transaction's rows did.
+func (s *Scheduler) committed(ctx context.Context, done []firing, enqueued int) {
+	s.observe(ctx, done)
 	s.count(func(st *Stats) { st.Enqueued += int64(enqueued) })
 	s.freshen.enqueued(ctx, enqueued)
-	return fired, enqueued, more, nil
 }
 
 // batchFunc handles rows in tx: it returns how many runs it enqueued and
@@ -64,42 +72,44 @@ type batchFunc func(ctx context.Context, tx pgx.Tx, rows []row, now time.Time) (
 // fails (but not by a stop, which leaves every row for the next cycle), it
 // applies do to each row in a savepoint of its own, so that one bad row
 // cannot hold up the others; a row that fails alone is put aside for a
-// while (step names what failed). It returns how many rows were handled and
-// how many runs do enqueued.
-func (s *Scheduler) inBatch(ctx context.Context, tx pgx.Tx, rows []row, now time.Time, step string, do batchFunc) (handled, enqueued int, err error) {
-	n, err := s.inSavepoint(ctx, tx, rows, now, do)
+// while (step names what failed). It returns how many rows were handled,
+// how many runs do enqueued, and what the rows did, for the caller to
+// observe once its transaction has committed.
+func (s *Scheduler) inBatch(ctx context.Context, tx pgx.Tx, rows []row, now time.Time, step string, do batchFunc) (handled, enqueued int, done []firing, err error) {
+	n, done, err := s.inSavepoint(ctx, tx, rows, now, do)
 	switch {
 	case err == nil:
-		return len(rows), n, nil
+		return len(rows), n, done, nil
 	case ctx.Err() != nil:
-		return 0, 0, ctx.Err()
+		return 0, 0, nil, ctx.Err()
 	case len(rows) > 1:
 		s.logger.WarnContext(ctx, "batch "+step+" failed; its rows go one by one",
 			slog.Int("rows", len(rows)), slog.String("error", err.Error()))
 	}
 	for _, r := range rows {
 		if ctx.Err() != nil {
-			return 0, 0, ctx.Err()
+			return 0, 0, nil, ctx.Err()
 		}
-		n, err := s.inSavepoint(ctx, tx, []row{r}, now, do)
+		n, one, err := s.inSavepoint(ctx, tx, []row{r}, now, do)
 		var p *panicError
 		switch {
 		case err == nil:
 			handled++
 			enqueued += n
+			done = append(done, one...)
 		case errors.As(err, &p) && s.setAside(ctx, tx, r, step, p):
 			handled++
 		default:
 			s.failed(ctx, r, step, err)
 		}
 	}
-	return handled, enqueued, nil
+	return handled, enqueued, done, nil
 }
 
 // inSavepoint applies do to rows in a savepoint of tx. A panic in do (a bug
 // that some row's content reaches) rolls the savepoint back and comes back
 // as a *panicError, so that inBatch can find the row and set it aside.
-func (s *Scheduler) inSavepoint(ctx context.Context, tx pgx.Tx, rows []row, now time.Time, do batchFunc) (int, error) {
+func (s *Scheduler) inSavepoint(ctx context.Context, tx pgx.Tx, rows []row, now time.Time, do batchFunc) (int, []firing, error) {
 	var n int
 	var done []firing
 	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) (err error) {
@@ -108,10 +118,9 @@ func (s *Scheduler) inSavepoint(ctx context.Context, tx pgx.Tx, rows []row, now 
 		return err
 	})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	s.observe(ctx, done) // only now that nothing of the rows can fail
-	return n, nil
+	return n, done, nil
 }
 
 // setAside puts a row whose planning or firing panicked aside for

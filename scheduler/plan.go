@@ -19,6 +19,7 @@ import (
 // few set-based statements, or its rows one by one when it fails (inBatch).
 func (s *Scheduler) plan(ctx context.Context, backoff []int64) (planned int, more bool, err error) {
 	now := s.cfg.Now().UTC()
+	var done []firing
 	err = inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var todo []row
 		todo, more, err = s.claim(ctx, tx, `needs_plan AND NOT (id = ANY($2)) ORDER BY id`, backoff)
@@ -28,12 +29,13 @@ func (s *Scheduler) plan(ctx context.Context, backoff []int64) (planned int, mor
 		if len(todo) == 0 {
 			return nil
 		}
-		planned, _, err = s.inBatch(ctx, tx, todo, now, "plan", s.planRows)
+		planned, _, done, err = s.inBatch(ctx, tx, todo, now, "plan", s.planRows)
 		return err
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("plan schedules: %w", err)
 	}
+	s.observe(ctx, done)
 	return planned, more, nil
 }
 

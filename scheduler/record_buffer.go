@@ -1,10 +1,12 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -238,23 +240,42 @@ func endsOf(records []record) []joblog.End {
 // locked in schedule order, as the claim batches write them, so the two
 // never deadlock. A claim left behind (a crash) is free anyway once its
 // River job stops running; this keeps the table at the runs being worked.
+//
+// Each claim is found through the primary key (its schedule), probed once
+// per attempt (the LATERAL keeps that plan whatever the statistics say):
+// joined on river_job_id, which has no index, the statement read every
+// claim for each attempt when the table's statistics said it was empty,
+// and a burst of 10,000 runs started together spent ~20 s there on a
+// database that had lived (issue 18).
 func releaseClaims(ctx context.Context, tx pgx.Tx, lists ...[]record) error {
-	var jobs []int64
-	var attempts []int32
+	type claim struct {
+		schedule, job int64
+		attempt       int32
+	}
+	var claims []claim
 	for _, list := range lists {
 		for _, r := range list {
 			if r.run.guarded() {
-				jobs, attempts = append(jobs, r.run.job.ID), append(attempts, int32(r.run.job.Attempt))
+				claims = append(claims, claim{r.run.args.ScheduledJobID, r.run.job.ID, int32(r.run.job.Attempt)})
 			}
 		}
 	}
-	if len(jobs) == 0 {
+	if len(claims) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM scheduler_run_claims WHERE scheduled_job_id IN (
-			SELECT c.scheduled_job_id FROM scheduler_run_claims c JOIN unnest($1::bigint[], $2::int[]) AS x(jid, att)
-				ON c.river_job_id = x.jid AND c.attempt = x.att
-			ORDER BY c.scheduled_job_id FOR UPDATE OF c)`, jobs, attempts); err != nil {
+	slices.SortFunc(claims, func(a, b claim) int { return cmp.Compare(a.schedule, b.schedule) })
+	schedules, jobs, attempts := make([]int64, len(claims)), make([]int64, len(claims)), make([]int32, len(claims))
+	for i, c := range claims {
+		schedules[i], jobs[i], attempts[i] = c.schedule, c.job, c.attempt
+	}
+	// The LIMIT keeps each probe a probe (unflattened, the planner hashed
+	// every claim of the table instead); the probes lock in the arrays'
+	// order, which is the schedules'.
+	if _, err := tx.Exec(ctx, `DELETE FROM scheduler_run_claims WHERE scheduled_job_id = ANY (ARRAY(
+			SELECT c.scheduled_job_id FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS x(sid, jid, att)
+				CROSS JOIN LATERAL (SELECT scheduled_job_id FROM scheduler_run_claims c
+					WHERE c.scheduled_job_id = x.sid AND c.river_job_id = x.jid AND c.attempt = x.att LIMIT 1 FOR UPDATE) c))`,
+		schedules, jobs, attempts); err != nil {
 		return fmt.Errorf("release schedule claims: %w", err)
 	}
 	return nil

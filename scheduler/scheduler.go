@@ -34,8 +34,12 @@ const (
 	DefaultBatchSize    = 1000
 	DefaultMisfireGrace = time.Minute
 	DefaultPollInterval = 10 * time.Second
+	DefaultPrepareAhead = 2 * time.Second
 	DefaultRunAllCap    = 100
 	failureBackoff      = 30 * time.Second
+	// MaxPrepareAhead bounds PrepareAhead: a prepared row stays locked, and
+	// the loop busy, that long before its instant.
+	MaxPrepareAhead = 10 * time.Second
 )
 
 // NotifyChannel is the channel on which the triggers announce changes made
@@ -55,6 +59,12 @@ type Config struct {
 	// PollInterval is the safety-net wake-up when no notification comes.
 	// Defaults to 10 seconds.
 	PollInterval time.Duration
+
+	// PrepareAhead is how long before a due instant the runs due at it are
+	// prepared: written in a transaction that is committed at the instant
+	// (see prepare.go). Defaults to DefaultPrepareAhead; negative turns it
+	// off (runs are then enqueued from the instant on).
+	PrepareAhead time.Duration
 
 	// Queue is the River queue runs go to. Defaults to River's default queue.
 	Queue string
@@ -82,6 +92,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("scheduler: MisfireGrace %s must not be negative", c.MisfireGrace)
 	case c.PollInterval <= 0:
 		return fmt.Errorf("scheduler: PollInterval %s must be positive", c.PollInterval)
+	case c.PrepareAhead > MaxPrepareAhead:
+		return fmt.Errorf("scheduler: PrepareAhead %s must be at most %s", c.PrepareAhead, MaxPrepareAhead)
 	case c.RunAllCap < 1 || c.RunAllCap > 10_000:
 		return fmt.Errorf("scheduler: RunAllCap %d must be between 1 and 10000", c.RunAllCap)
 	}
@@ -92,6 +104,7 @@ func (c Config) withDefaults() Config {
 	c.BatchSize = cmp.Or(c.BatchSize, DefaultBatchSize)
 	c.MisfireGrace = cmp.Or(c.MisfireGrace, DefaultMisfireGrace)
 	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
+	c.PrepareAhead = cmp.Or(c.PrepareAhead, DefaultPrepareAhead)
 	c.Queue = cmp.Or(c.Queue, river.QueueDefault)
 	c.RunAllCap = cmp.Or(c.RunAllCap, DefaultRunAllCap)
 	if c.Now == nil {
@@ -147,6 +160,9 @@ type Scheduler struct {
 // Stats counts what the scheduler did since it started.
 type Stats struct {
 	Enqueued, Skipped, Invalid, Failed int64
+	// Cycles counts the loop's cycles (a cycle that prepared an instant's
+	// runs counts once).
+	Cycles int64
 }
 
 // New returns a Scheduler that enqueues into client.
@@ -225,29 +241,24 @@ func (s *Scheduler) loop(ctx context.Context) {
 		case <-s.wake:
 		case <-timer.C:
 		}
-		wait := s.cfg.PollInterval
 		res, err := s.safeTick(ctx)
+		if err == nil && ctx.Err() == nil && s.preparing(res) {
+			// The next instant is near: prepare its runs and commit them at
+			// it; then a cycle at once, for what was left and what is next.
+			err = s.safePrepare(ctx, res.NextDue)
+			res = TickResult{More: true}
+		}
 		s.mu.Lock()
 		s.lastCycle = time.Now() // the watchdog's wall clock, not the schedules' (cfg.Now)
+		s.stats.Cycles++
 		s.mu.Unlock()
-		switch {
-		case ctx.Err() != nil: // a deliberate stop, not a failed cycle
+		if ctx.Err() != nil { // a deliberate stop, not a failed cycle
 			if err != nil {
 				s.logger.Info("scheduling cycle stopped; its batch is left to the next cycle")
 			}
 			return
-		case err != nil:
-			attrs := []any{slog.String("error", err.Error())}
-			if p := (*panicError)(nil); errors.As(err, &p) {
-				attrs = append(attrs, slog.String("stack", string(p.stack)))
-			}
-			s.logger.ErrorContext(ctx, "scheduling cycle failed", attrs...)
-			wait = time.Second
-		case res.More:
-			wait = 0
-		case !res.NextDue.IsZero():
-			wait = min(wait, max(0, res.NextDue.Sub(s.cfg.Now())))
 		}
+		wait := s.wait(ctx, res, err)
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -256,6 +267,62 @@ func (s *Scheduler) loop(ctx context.Context) {
 		}
 		timer.Reset(wait)
 	}
+}
+
+// busyWait is how long the loop waits before it looks again at due rows
+// that it could not claim: another replica, or an admin's open
+// transaction, holds them.
+const busyWait = 100 * time.Millisecond
+
+// wait is how long the loop sleeps after a cycle that returned res and err
+// (a notification wakes it earlier). When the next due time is near it
+// wakes PrepareAhead before it, to prepare its runs.
+func (s *Scheduler) wait(ctx context.Context, res TickResult, err error) time.Duration {
+	switch {
+	case err != nil:
+		attrs := []any{slog.String("error", err.Error())}
+		if p := (*panicError)(nil); errors.As(err, &p) {
+			attrs = append(attrs, slog.String("stack", string(p.stack)))
+		}
+		s.logger.ErrorContext(ctx, "scheduling cycle failed", attrs...)
+		return time.Second
+	case res.More:
+		return 0
+	case res.NextDue.IsZero():
+		return s.cfg.PollInterval
+	}
+	until := res.NextDue.Sub(s.cfg.Now())
+	if until <= 0 && res.Fired == 0 {
+		// Due, yet nothing was claimed: someone else holds the rows.
+		return min(s.cfg.PollInterval, busyWait)
+	}
+	return min(s.cfg.PollInterval, max(0, until-s.cfg.PrepareAhead))
+}
+
+// preparing says whether the cycle that returned res should prepare the
+// runs of the next due instant now.
+func (s *Scheduler) preparing(res TickResult) bool {
+	if s.cfg.PrepareAhead <= 0 || res.More || res.NextDue.IsZero() {
+		return false
+	}
+	until := res.NextDue.Sub(s.cfg.Now())
+	return until > 0 && until <= s.cfg.PrepareAhead
+}
+
+// safePrepare is prepare with a panic turned into its error.
+func (s *Scheduler) safePrepare(ctx context.Context, at time.Time) (err error) {
+	ctx, span := tracer().Start(ctx, "atis.scheduler.prepare")
+	var fired, enqueued int
+	defer func() {
+		span.SetAttributes(attribute.Int("atis.fired", fired), attribute.Int("atis.enqueued", enqueued))
+		if err != nil {
+			span.SetStatus(codes.Error, redact.Text(err.Error()))
+		}
+		span.End()
+	}()
+	defer recovered(&err)
+	fired, enqueued, err = s.prepare(ctx, at)
+	return err
 }
 
 // safeTick is Tick with a panic turned into the cycle's error: a bug that

@@ -13,8 +13,9 @@ import (
 
 // burstFigures are one side's figures for the burst scenario.
 type burstFigures struct {
-	l    lags
-	done int
+	l      lags
+	done   int
+	queued float64 // ms after due when all were committed (watchQueued)
 }
 
 // BenchmarkBurst: 10,000 noop schedules all due at the same second, 15 s
@@ -31,8 +32,8 @@ func BenchmarkBurst(b *testing.B) {
 		n := scaled(10_000, 100)
 		ours := burstOurs(b, n)
 		peer := burstPeer(b, n)
-		oq, of := last(ours.l.queued), last(ours.l.finished)
-		pq, pf := last(peer.l.queued), last(peer.l.finished)
+		oq, of := ours.queued, last(ours.l.finished)
+		pq, pf := peer.queued, last(peer.l.finished)
 		fmt.Printf("burst (%d due at one second): ours all queued +%s, all finished +%s, started p99 %s, %d/%d runs; peer all queued +%s, all finished +%s, started p99 %s, %d/%d runs\n",
 			n, msText(oq), msText(of), msText(pct(ours.l.started, .99)), ours.done, n, msText(pq), msText(pf), msText(pct(peer.l.started, .99)), peer.done, n)
 		b.ReportMetric(oq, "all_queued_ms")
@@ -45,6 +46,7 @@ func BenchmarkBurst(b *testing.B) {
 				Ratio:    ratioText(oq, pq),
 				Target:   "≤ 1 s",
 				Met:      benchtable.MetString(oq <= 1000 && ours.done == n),
+				Note:     queuedNote,
 			},
 			benchtable.Row{
 				Scenario: fmt.Sprintf("burst: %d due at one second; last finished after due", n),
@@ -58,6 +60,11 @@ func BenchmarkBurst(b *testing.B) {
 		)
 	}
 }
+
+// queuedNote says how a burst's "last queued" is measured.
+const queuedNote = "queued: when a poll of river_job every 10 ms first counted all the due runs (committed, so fetchable), " +
+	"not River's created_at, which is the start of the inserting transaction: ours prepares a burst's runs up to " +
+	"ATIS_PREPARE_AHEAD (2 s) ahead and commits them at the instant."
 
 // burstExpr returns a six-field cron expression (UTC) due at t only.
 func burstExpr(t time.Time) string {
@@ -83,6 +90,7 @@ func burstOurs(b *testing.B, n int) burstFigures {
 	sleepUntil(due.Add(-time.Second))
 	stopProfile := profileDaemon(b, d.pid, "burst")
 	var f burstFigures
+	f.queued = watchQueued(b, obs, due, 0, n)()
 	f.done = waitRuns(b, obs, dueOurs, due, due.Add(time.Second), 0, n, due.Add(60*time.Second))
 	stopProfile()
 	f.l = measureLags(b, obs, dueOurs, due, due.Add(time.Second), 0)
@@ -96,8 +104,9 @@ func burstPeer(b *testing.B, n int) burstFigures {
 	due := nextSecond(15 * time.Second)
 	p := startPeer(b, repeat(burstExpr(due), n))
 	obs := observerPool(b, p.url)
-	sleepUntil(due)
+	sleepUntil(due.Add(-time.Second))
 	var f burstFigures
+	f.queued = watchQueued(b, obs, due, 0, n)()
 	f.done = waitRuns(b, obs, duePeer, due, due.Add(time.Second), 0, n, due.Add(60*time.Second))
 	f.l = measureLags(b, obs, duePeer, due, due.Add(time.Second), 0)
 	requireTickAligned(b, obs, 0)

@@ -83,6 +83,49 @@ func waitRuns(b *testing.B, pool *pgxpool.Pool, dueSQL string, from, to time.Tim
 	}
 }
 
+// watchQueued polls river_job every 10 ms, from now on, for the noop runs
+// after river_job id afterID (in a burst, the burst's runs only), and
+// returns a function that waits until all want of them were first seen
+// (committed, so fetchable) and says when, in milliseconds after due: +Inf
+// when they never were within a minute. The poll counts through the
+// primary key and reads no args, so that it stays quick while the burst
+// keeps both cores busy. It is the "queued" of the bursts: River's created_at is the start
+// of the inserting transaction, which for our prepared runs (committed at
+// their instant) is up to ATIS_PREPARE_AHEAD before it.
+func watchQueued(b *testing.B, pool *pgxpool.Pool, due time.Time, afterID int64, want int) func() float64 {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	seen := make(chan float64, 1)
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var n int
+			err := pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE id > $1 AND kind = 'noop'`, afterID).Scan(&n)
+			if err == nil && n >= want {
+				seen <- float64(time.Since(due)) / float64(time.Millisecond)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				seen <- math.Inf(1)
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() float64 {
+		select {
+		case v := <-seen:
+			cancel()
+			return v
+		case <-time.After(time.Minute):
+			cancel()
+			return <-seen
+		}
+	}
+}
+
 // sleepUntil sleeps until t.
 func sleepUntil(t time.Time) { time.Sleep(time.Until(t)) }
 

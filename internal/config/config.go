@@ -36,6 +36,7 @@ const (
 	DefaultLogLevel              = slog.LevelInfo
 	DefaultMisfireGrace          = scheduler.DefaultMisfireGrace
 	DefaultPollInterval          = scheduler.DefaultPollInterval
+	DefaultPrepareAhead          = scheduler.DefaultPrepareAhead
 	DefaultSoftStopTimeout       = 30 * time.Second
 	DefaultWorkers               = 100
 	DefaultFetchCooldown         = 10 * time.Millisecond
@@ -203,6 +204,11 @@ type Config struct {
 	// records wait in memory before they are written, together with the
 	// others of their flush. Defaults to 50 ms.
 	RecordFlushInterval time.Duration `env:"ATIS_RECORD_FLUSH_INTERVAL"`
+
+	// PrepareAhead is how long before a due instant the runs due at it are
+	// written, in a transaction committed at the instant; 0 turns it off.
+	// Defaults to 2 seconds.
+	PrepareAhead time.Duration `env:"ATIS_PREPARE_AHEAD"`
 
 	// RiverJobRetention is how long River keeps a finished job (completed,
 	// cancelled or discarded) in river_job before its job cleaner deletes
@@ -377,6 +383,7 @@ var Ranges = []Range{
 	{"ATIS_FETCH_POLL_INTERVAL", int64(time.Millisecond), int64(time.Minute)},
 	{"ATIS_RECORD_FLUSH_INTERVAL", int64(time.Millisecond), int64(time.Hour)},
 	{"ATIS_RIVER_JOB_RETENTION", int64(time.Minute), int64(30 * 24 * time.Hour)},
+	{"ATIS_PREPARE_AHEAD", 0, int64(scheduler.MaxPrepareAhead)}, // 0: off
 }
 
 // explicitZeros lists the fields of the ranged settings whose variable is
@@ -443,6 +450,7 @@ func (c Config) WithDefaults() Config {
 	c.FetchPollInterval = cmp.Or(c.FetchPollInterval, DefaultFetchPollInterval)
 	c.RecordFlushInterval = cmp.Or(c.RecordFlushInterval, DefaultRecordFlushInterval)
 	c.RiverJobRetention = cmp.Or(c.RiverJobRetention, DefaultRiverJobRetention)
+	c.PrepareAhead = cmp.Or(c.PrepareAhead, DefaultPrepareAhead)
 	c.RiverUI = cmp.Or(c.RiverUI, DefaultRiverUI)
 	return c
 }

@@ -100,6 +100,13 @@ func TestLoad(t *testing.T) {
 		{name: "BadTrustedProxy", env: []string{"ATIS_TRUSTED_PROXIES=proxy.example"}, wantErr: `ATIS_TRUSTED_PROXIES="proxy.example" is not a valid list of IP addresses or CIDR ranges`},
 		{name: "BadRedactPattern", env: []string{"ATIS_REDACT_PATTERNS=ok (unclosed"}, wantErr: `ATIS_REDACT_PATTERNS="ok (unclosed" is not a valid list of regular expressions separated by spaces`},
 		{name: "RiverJobRetention", env: []string{"ATIS_RIVER_JOB_RETENTION=5m"}, want: defaults(config.Config{RiverJobRetention: 5 * time.Minute})},
+		{name: "PrepareAhead", env: []string{"ATIS_PREPARE_AHEAD=500ms"}, want: defaults(config.Config{PrepareAhead: 500 * time.Millisecond})},
+		{name: "PrepareAheadOff", env: []string{"ATIS_PREPARE_AHEAD=0"}, want: func() config.Config {
+			c := defaults(config.Config{})
+			c.PrepareAhead = 0
+			return c
+		}()},
+		{name: "PrepareAheadTooLong", env: []string{"ATIS_PREPARE_AHEAD=11s"}, wantErr: "ATIS_PREPARE_AHEAD=11s is out of range: it must be between 0s and 10s"},
 		{name: "RiverJobRetentionForever", env: []string{"ATIS_RIVER_JOB_RETENTION=-1ns"}, wantErr: "ATIS_RIVER_JOB_RETENTION=-1ns is out of range: it must be between 1m and 720h"},
 		{name: "JobTimeoutTooLong", env: []string{"ATIS_JOB_TIMEOUT=9000h"}, wantErr: "ATIS_JOB_TIMEOUT=9000h is out of range: it must be between 1s and 168h"},
 		{name: "AppKey", env: []string{"ATIS_APP_KEY=" + appKey}, want: defaults(config.Config{AppKey: key})},
@@ -175,6 +182,7 @@ func defaults(c config.Config) config.Config {
 	set(&c.FetchPollInterval, time.Second)
 	set(&c.RecordFlushInterval, 50*time.Millisecond)
 	set(&c.RiverJobRetention, 24*time.Hour)
+	set(&c.PrepareAhead, 2*time.Second)
 	if c.RiverUI == "" {
 		c.RiverUI = config.SwitchOn
 	}

@@ -5,6 +5,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -204,6 +205,7 @@ func (d *Daemon) build() error {
 	}
 	d.scheduler = scheduler.New(d.pool, d.river, d.registry, d.logger, scheduler.Config{
 		MisfireGrace: d.cfg.MisfireGrace, Observer: d.metrics, PollInterval: d.cfg.PollInterval,
+		PrepareAhead: cmp.Or(d.cfg.PrepareAhead, -1), // ATIS_PREPARE_AHEAD=0: off
 	})
 	d.reconciler = scheduler.NewReconciler(d.pool, d.logger, scheduler.ReconcilerConfig{
 		AlertThreshold: d.cfg.FailureAlertThreshold, InstanceID: d.id, Version: d.version,

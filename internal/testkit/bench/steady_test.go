@@ -54,7 +54,7 @@ func BenchmarkSteady(b *testing.B) {
 			Ratio:    fmt.Sprintf("%.2f", p99/peer99),
 			Target:   "≤ 250 ms and ≤ peer",
 			Met:      benchtable.MetString(p99 <= steadyTarget && p99 <= peer99 && ours.done == ours.want),
-			Note: fmt.Sprintf("ours: the real binary, default env; due→queued p99 %s; daemon CPU %.0f %% of one core, peak RSS %.0f MB. "+
+			Note: fmt.Sprintf("ours: the real binary, default env; due→created_at p99 %s (negative: runs are prepared ahead and committed at their instant); daemon CPU %.0f %% of one core, peak RSS %.0f MB. "+
 				"Peer: in-process River client, 100 workers, 10 ms cooldown, 1 s poll, 20 connections. Both: attempted_at − due instant from river_job.",
 				msText(pct(ours.l.queued, .99)), ours.cpuPct, ours.rssMB),
 		})

@@ -8,10 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// stateLimit caps the series one state gauge exports per scrape: a
-// thousand failing schedules need a person, not a thousand series.
-const stateLimit = 100
-
 // The state gauges say what the database holds now, read at each scrape:
 // every replica exports the same values (alert rules aggregate them away),
 // and they survive a restart, which in-process counters do not.
@@ -36,7 +32,8 @@ var (
 )
 
 // stateQueries are the state gauges' queries; each yields text labels then
-// one float value.
+// one float value. Their LIMITs cap the series one gauge exports per
+// scrape: a thousand failing schedules need a person, not a thousand series.
 var stateQueries = []struct {
 	desc *prometheus.Desc
 	sql  string

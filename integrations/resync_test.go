@@ -110,7 +110,7 @@ func TestResyncsAgainstAModel(t *testing.T) {
 				got[ext] = r
 			}
 			require.NoError(t, rows.Err())
-			require.ElementsMatch(t, keys(model), keys(got), "%s: the ids stored", where)
+			require.ElementsMatch(t, slices.Collect(maps.Keys(model)), slices.Collect(maps.Keys(got)), "%s: the ids stored", where)
 			var at time.Time // this sync's timestamp: every record it wrote or deleted has it
 			for ext, m := range model {
 				g := got[ext]
@@ -208,12 +208,4 @@ func expect(model map[string]*modelRecord, pages [][]string, full bool) (counts 
 		}
 	}
 	return counts, written, gone
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

@@ -89,8 +89,7 @@ func (b *batcher) add(p provider.Page, cut func(string) string) *chunk {
 		// The hash of the provider's bytes, here, overlapped with fetching
 		// and writing. A provider that re-formats an unchanged record costs
 		// a needless update, never a missed change.
-		sum := md5.Sum(r.Payload) //nolint:gosec // change detection
-		hash := hex.EncodeToString(sum[:])
+		hash := payloadHash(r.Payload)
 		if i, seen := b.at[r.ExternalID]; seen {
 			c.bytes += len(r.Payload) - len(c.payloads[i])
 			c.payloads[i], c.hashes[i] = r.Payload, hash
@@ -109,6 +108,13 @@ func (b *batcher) add(p provider.Page, cut func(string) string) *chunk {
 		return b.flush()
 	}
 	return nil
+}
+
+// payloadHash is the hash integration_records.payload_hash keeps of a
+// record's payload: md5 in hex, as PostgreSQL's md5().
+func payloadHash(payload []byte) string {
+	sum := md5.Sum(payload) //nolint:gosec // change detection
+	return hex.EncodeToString(sum[:])
 }
 
 // flush returns the chunk begun, nil when it holds no record.

@@ -33,8 +33,7 @@ func (s *Scheduler) enqueueDue(ctx context.Context, paused []string, backoff []i
 	var done []firing
 	err = inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var due []row
-		due, more, err = s.claim(ctx, tx, `is_active AND NOT needs_plan AND next_run_at <= $2
-			AND NOT (job_class = ANY($3)) AND NOT (id = ANY($4)) ORDER BY next_run_at`, now, paused, backoff)
+		due, more, err = s.claim(ctx, tx, fireable+` AND next_run_at <= $2 ORDER BY next_run_at`, now, paused, backoff)
 		if err != nil {
 			return err
 		}
@@ -63,6 +62,10 @@ func (s *Scheduler) committed(ctx context.Context, done []firing, enqueued int) 
 	s.count(func(st *Stats) { st.Enqueued += int64(enqueued) })
 	s.freshen.enqueued(ctx, enqueued)
 }
+
+// fireable is the claim condition (see claim) of a row the scheduler may
+// fire: active, planned, its class not paused ($3), not set aside ($4).
+const fireable = `is_active AND NOT needs_plan AND NOT (job_class = ANY($3)) AND NOT (id = ANY($4))`
 
 // batchFunc handles rows in tx: it returns how many runs it enqueued and
 // what each row did, to observe once committed.

@@ -48,19 +48,15 @@ import (
 // the future) in one transaction that it commits at that instant, and
 // returns how many rows it handled and runs it enqueued. It claims rows
 // until the instant comes or none is left; the rows it did not reach are
-// left to the normal path.
-func (s *Scheduler) prepare(ctx context.Context, at time.Time) (fired, enqueued int, err error) {
-	paused, all, err := s.pausedClasses(ctx)
-	if err != nil || all {
-		return 0, 0, err
-	}
+// left to the normal path. paused are the classes the cycle that found the
+// instant read as paused.
+func (s *Scheduler) prepare(ctx context.Context, at time.Time, paused []string) (fired, enqueued int, err error) {
 	backoff := s.backoffIDs()
 	var done []firing
 	began, prepared := s.cfg.Now(), time.Time{}
 	err = inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
 		for s.cfg.Now().Before(at) {
-			rows, more, err := s.claim(ctx, tx, `is_active AND NOT needs_plan AND next_run_at = $2
-				AND NOT (job_class = ANY($3)) AND NOT (id = ANY($4))
+			rows, more, err := s.claim(ctx, tx, fireable+` AND next_run_at = $2
 				AND (overlap_policy = '`+runqueue.OverlapAllow+`' OR (NOT coalesce(is_running, false) AND NOT EXISTS (
 					SELECT 1 FROM job_logs l WHERE l.scheduled_job_id = scheduled_jobs.id AND l.status IN ('queued', 'processing'))))
 				ORDER BY id`, at, paused, backoff)

@@ -245,7 +245,7 @@ func (s *Scheduler) loop(ctx context.Context) {
 		if err == nil && ctx.Err() == nil && s.preparing(res) {
 			// The next instant is near: prepare its runs and commit them at
 			// it; then a cycle at once, for what was left and what is next.
-			err = s.safePrepare(ctx, res.NextDue)
+			err = s.safePrepare(ctx, res.NextDue, res.paused)
 			res = TickResult{More: true}
 		}
 		s.mu.Lock()
@@ -310,7 +310,7 @@ func (s *Scheduler) preparing(res TickResult) bool {
 }
 
 // safePrepare is prepare with a panic turned into its error.
-func (s *Scheduler) safePrepare(ctx context.Context, at time.Time) (err error) {
+func (s *Scheduler) safePrepare(ctx context.Context, at time.Time, paused []string) (err error) {
 	ctx, span := tracer().Start(ctx, "atis.scheduler.prepare")
 	var fired, enqueued int
 	defer func() {
@@ -321,7 +321,7 @@ func (s *Scheduler) safePrepare(ctx context.Context, at time.Time) (err error) {
 		span.End()
 	}()
 	defer recovered(&err)
-	fired, enqueued, err = s.prepare(ctx, at)
+	fired, enqueued, err = s.prepare(ctx, at, paused)
 	return err
 }
 

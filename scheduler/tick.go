@@ -22,6 +22,8 @@ type TickResult struct {
 	More bool
 	// NextDue is the earliest next_run_at left, zero when there is none.
 	NextDue time.Time
+
+	paused []string // the job classes paused during the cycle, for prepare
 }
 
 // row is one scheduled_jobs row as the scheduler reads it.
@@ -88,6 +90,7 @@ func (s *Scheduler) Tick(ctx context.Context) (TickResult, error) {
 		return res, err
 	}
 	backoff := s.backoffIDs()
+	res.paused = paused
 	if !all {
 		fired, enqueued, moreDue, err := s.enqueueDue(ctx, paused, backoff)
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -153,7 +152,7 @@ func TestDashboardNamesRealMetrics(t *testing.T) {
 	dbURL := dbtest.NewURL(t)
 	_, err := dbtest.Pool(t, dbURL).Exec(t.Context(), fixture)
 	require.NoError(t, err)
-	addr := startDaemon(t, "DATABASE_URL="+dbURL, "ATIS_IMPORT_DIR="+importDir)
+	addr := dbtest.StartDaemon(t, binary, "DATABASE_URL="+dbURL, "ATIS_IMPORT_DIR="+importDir)
 
 	var missing []string
 	deadline := time.Now().Add(90 * time.Second) // the every-minute runs fire within one
@@ -195,49 +194,4 @@ func scrape(t *testing.T, url string) map[string]bool {
 	}
 	require.NoError(t, sc.Err())
 	return out
-}
-
-// startDaemon runs the daemon on a loopback port and returns its address
-// once it logs ready; it is killed when the test ends.
-func startDaemon(t *testing.T, env ...string) string {
-	t.Helper()
-	cmd := exec.Command(binary, "run", "--log-format", "json")
-	cmd.Env = append([]string{"ATIS_HTTP_ADDR=127.0.0.1:0", "PATH=" + os.Getenv("PATH")}, env...)
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	var output strings.Builder
-	addr := make(chan string, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(io.TeeReader(stderr, &output))
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var rec struct {
-				Msg      string `json:"msg"`
-				HTTPAddr string `json:"http_addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "ready" {
-				addr <- rec.HTTPAddr
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("daemon output:\n%s", output.String())
-		}
-	})
-	select {
-	case a := <-addr:
-		return a
-	case <-done:
-		t.Fatalf("daemon exited before it was ready:\n%s", output.String())
-	case <-time.After(30 * time.Second):
-		t.Fatal("daemon not ready within 30s")
-	}
-	return ""
 }

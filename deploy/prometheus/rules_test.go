@@ -150,7 +150,7 @@ func TestRulesReadRealSeries(t *testing.T) {
 	_, err := dbtest.Pool(t, dbURL).Exec(ctx, fixture)
 	require.NoError(t, err)
 
-	addr := startDaemon(t, "DATABASE_URL="+dbURL)
+	addr := dbtest.StartDaemon(t, binary, "DATABASE_URL="+dbURL)
 	api := startPrometheus(t, prometheus, addr)
 
 	type check struct {
@@ -210,24 +210,6 @@ func seriesOf(t *testing.T, api, selector string) []map[string]string {
 	}
 	require.NoError(t, json.Unmarshal(body, &out))
 	return out.Data
-}
-
-// startDaemon runs the daemon on a loopback port and returns its address,
-// once it logs ready.
-func startDaemon(t *testing.T, env ...string) string {
-	t.Helper()
-	cmd := exec.Command(binary, "run", "--log-format", "json")
-	cmd.Env = append([]string{"ATIS_HTTP_ADDR=127.0.0.1:0", "PATH=" + os.Getenv("PATH")}, env...)
-	return startProcess(t, cmd, func(line string) (string, bool) {
-		var rec struct {
-			Msg      string `json:"msg"`
-			HTTPAddr string `json:"http_addr"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "ready" {
-			return rec.HTTPAddr, true
-		}
-		return "", false
-	})
 }
 
 // startPrometheus runs prometheus scraping the daemon at addr every second

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/atis-edu/atis-scheduler/internal/runqueue"
 )
 
 // Runs are prepared ahead of their due instant (issue 18). Enqueueing ten
@@ -26,12 +24,16 @@ import (
 //     normal path, and advanced in the transaction that holds their runs;
 //     a crash or a stop before the commit leaves them as they were, due,
 //     for the next cycle (here or in another replica);
-//   - overlap policies: only rows with no unfinished run are prepared
-//     (and rows with overlap_policy 'allow', which ignore them). While the
-//     transaction holds such a row nothing can start one: the scheduler's
-//     claims skip it, RunNow waits for its lock. A row with a run in
-//     flight is left to the normal path at the instant, where its overlap
-//     policy sees the run as it is then;
+//   - overlap policies: only rows with no unfinished run are prepared.
+//     While the transaction holds such a row nothing can start one: the
+//     scheduler's claims skip it, RunNow waits for its lock. A row with a
+//     run in flight is left to the normal path at the instant, where its
+//     overlap policy sees the run as it is then. That holds for
+//     overlap_policy 'allow' too, which needs no such care, because the
+//     Recorder and the Reconciler update the row of a run in flight: held
+//     by a prepared transaction, every-second 'allow' rows stalled the
+//     Recorder's flushes and kept a starting replica's first
+//     reconciliation waiting past its 30 s (TestChaosReplicasKill9);
 //   - next_run_at: it is advanced in the same transaction, visible with the
 //     runs at the instant, as before;
 //   - a run never starts early: it is committed at its instant, not before.
@@ -57,8 +59,8 @@ func (s *Scheduler) prepare(ctx context.Context, at time.Time, paused []string) 
 	err = inDaemonTx(ctx, s.pool, func(tx pgx.Tx) error {
 		for s.cfg.Now().Before(at) {
 			rows, more, err := s.claim(ctx, tx, fireable+` AND next_run_at = $2
-				AND (overlap_policy = '`+runqueue.OverlapAllow+`' OR (NOT coalesce(is_running, false) AND NOT EXISTS (
-					SELECT 1 FROM job_logs l WHERE l.scheduled_job_id = scheduled_jobs.id AND l.status IN ('queued', 'processing'))))
+				AND NOT coalesce(is_running, false) AND NOT EXISTS (
+					SELECT 1 FROM job_logs l WHERE l.scheduled_job_id = scheduled_jobs.id AND l.status IN ('queued', 'processing'))
 				ORDER BY id`, at, paused, backoff)
 			if err != nil {
 				return err
